@@ -1,0 +1,1 @@
+"""crossnas: joint search of network, quantization and analog PIM hardware."""

@@ -1,0 +1,265 @@
+"""Typed hardware configuration: device, crossbar, converters, system. Loaded from YAML presets/overlays.
+
+Every field has a docstring; unknown keys are errors anywhere (pydantic `extra="forbid"`).
+A YAML file is an overlay on a preset: `base: mnsim-default` plus the keys it changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from crossnas.errors import ConfigError, CrossnasError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+class DeviceConfig(_Strict):
+    kind: Literal["rram", "pcm", "mram"] = "rram"
+    """Memory technology; `pcm` enables the PCM noise/drift formulas when switched on."""
+    bits_per_cell: int = Field(1, ge=1, le=8)
+    """Conductance levels per cell = 2**bits_per_cell."""
+    r_on_ohm: float = Field(10e3, gt=0)
+    """Low-resistance state (highest conductance)."""
+    r_off_ohm: float | None = Field(1e6, gt=0)
+    """High-resistance state; None means an infinite on/off ratio (g_min = 0)."""
+    read_voltage_v: float = Field(0.15, gt=0)
+    """Read voltage applied to a driven row."""
+    read_latency_ns: float = Field(3.16, gt=0)
+    """Time of one array read (one input slice)."""
+    cell_area_um2: float = Field(1.44, gt=0)
+    """Area of one cell (1T1R) at `technology_nm`."""
+    technology_nm: int = Field(130, ge=1)
+    """Process node of the array and periphery."""
+    variation: float = Field(0.0, ge=0)
+    """Relative sigma of per-cell programming variation (0 = off)."""
+    variation_model: Literal["gaussian", "lognormal"] = "gaussian"
+    """Distribution of programming variation."""
+    stuck_off_rate: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at the high-resistance state (g_min)."""
+    stuck_on_rate: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at the low-resistance state (g_max)."""
+    pcm_noise: bool = False
+    """Apply PCM programming noise (Nandakumar et al. 2019) instead of `variation`."""
+    drift_time_s: float | None = Field(None, ge=0)
+    """PCM drift: time since programming (None = no drift)."""
+
+    @property
+    def on_off_ratio(self) -> float:
+        return float("inf") if self.r_off_ohm is None else self.r_off_ohm / self.r_on_ohm
+
+
+class CrossbarConfig(_Strict):
+    rows: int = Field(256, ge=1)
+    """Word lines per array."""
+    cols: int = Field(256, ge=1)
+    """Bit lines per array."""
+    signed: Literal["differential", "offset"] = "differential"
+    """Signed weights: a positive and a negative array (sign not stored), or one array with an offset."""
+    differential_subtract: Literal["analog", "digital"] = "analog"
+    """Differential pair: subtract currents before the ADC (one conversion per pair) or convert both."""
+    row_packing: Literal["im2col", "kernel_aligned"] = "kernel_aligned"
+    """im2col: K = C*k*k rows split every `rows`; kernel_aligned: whole k*k kernels, floor(rows/k^2) channels."""
+    slice_placement: Literal["packed", "per_crossbar"] = "per_crossbar"
+    """Weight slices side by side in one array's columns (ISAAC) or one array per slice (MNSIM-2.0)."""
+
+
+class DACConfig(_Strict):
+    bits: int = Field(1, ge=1, le=8)
+    """Input bits streamed per cycle (bit-serial chunks of this width)."""
+    rows_per_dac: int = Field(2, ge=1)
+    """Rows sharing one DAC (time-multiplexed); kept when the crossbar size changes."""
+
+
+class ADCConfig(_Strict):
+    bits: int = Field(6, ge=1, le=16)
+    """Resolution of every ADC unless `per_layer` overrides it."""
+    per_layer: dict[str, int] = Field(default_factory=dict)
+    """Per-layer resolution: {module-name glob: bits}, e.g. {"blocks.3.*": 4}; first match wins."""
+    cols_per_adc: int = Field(2, ge=1)
+    """Columns sharing one ADC (time-multiplexed); kept when the crossbar size changes."""
+    sample_rate_hz: float = Field(1e9, gt=0)
+    """Conversions per second of one ADC."""
+    power_w: float | None = Field(None, gt=0)
+    """Power of one ADC; None takes it from `energy_table` at `bits` (energy = power / rate)."""
+    area_um2: float | None = Field(None, gt=0)
+    """Area of one ADC; None takes it from `energy_table`."""
+    energy_table: Literal["murmann", "isaac", "neurosim", "mnsim"] = "murmann"
+    """Which component table gives energy/area per conversion when not set explicitly."""
+    range: Literal["full_scale", "calibrated"] = "full_scale"
+    """ADC input range: the theoretical maximum partial sum, or calibrated per layer."""
+    percentile: float = Field(99.99, gt=0, le=100)
+    """With range=calibrated: the percentile of observed |partial sums| that maps to full scale."""
+
+    @model_validator(mode="after")
+    def _check_per_layer(self):
+        for k, v in self.per_layer.items():
+            if not 1 <= int(v) <= 16:
+                raise ValueError(f"per_layer[{k!r}] must be 1..16 bits, got {v}")
+        return self
+
+
+class QuantConfig(_Strict):
+    weight_bits: int = Field(9, ge=1, le=16)
+    """Default weight bits, sign included, for layers without their own."""
+    act_bits: int = Field(9, ge=1, le=16)
+    """Default activation bits, sign included for signed inputs."""
+
+
+class SystemConfig(_Strict):
+    crossbars_per_pe: int = Field(4, ge=1)
+    """Arrays in one processing element."""
+    pes_per_tile: int = Field(4, ge=1)
+    """Processing elements in one tile."""
+    tiles: int | Literal["auto"] = "auto"
+    """Tiles on the chip; auto grows the chip to fit the network (a fixed number that is too small warns)."""
+    clock_hz: float = Field(500e6, gt=0)
+    """Digital clock (shift-add, activation, pooling, buffers)."""
+    buffer_kb: float = Field(64.0, gt=0)
+    """Input/output buffer per tile."""
+    inter_tile_gbps: float = Field(20.0, gt=0)
+    """Bandwidth between tiles."""
+    intra_tile_gbps: float = Field(1024.0, gt=0)
+    """Bandwidth inside a tile."""
+    duplication: Literal["none", "balance"] = "none"
+    """`balance` copies early (large-map) layers to balance the pipeline when spare arrays allow."""
+    max_duplication: int = Field(8, ge=1)
+    """Upper bound on copies of one layer under `balance`."""
+
+
+class HardwareConfig(_Strict):
+    """The full PIM chip: device, crossbar, converters, quantization defaults and system."""
+
+    name: str = "custom"
+    """A label for reports."""
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    crossbar: CrossbarConfig = Field(default_factory=CrossbarConfig)
+    dac: DACConfig = Field(default_factory=DACConfig)
+    adc: ADCConfig = Field(default_factory=ADCConfig)
+    quant: QuantConfig = Field(default_factory=QuantConfig)
+    system: SystemConfig = Field(default_factory=SystemConfig)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.device.bits_per_cell > self.quant.weight_bits:
+            raise ValueError(
+                f"device.bits_per_cell ({self.device.bits_per_cell}) must not exceed quant.weight_bits "
+                f"({self.quant.weight_bits})"
+            )
+        return self
+
+    # --- overlays ---------------------------------------------------------------------------------
+    def with_overrides(self, overrides: dict[str, Any] | None) -> HardwareConfig:
+        """A new config with {dotted.key: value} applied, validated as a whole."""
+        if not overrides:
+            return self
+        data = self.model_dump()
+        for key, value in overrides.items():
+            _set_dotted(data, key, value)
+        return _validate(data, source="override")
+
+    def adc_bits_for(self, layer_name: str) -> int:
+        """ADC resolution of one layer (per-layer glob override, else global)."""
+        from fnmatch import fnmatchcase
+
+        for pattern, bits in self.adc.per_layer.items():
+            if fnmatchcase(layer_name, pattern):
+                return int(bits)
+        return self.adc.bits
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, p in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or p not in node:
+            raise ConfigError(".".join(parts[: i + 1]), "a known hardware config section")
+        node = node[p]
+    if not isinstance(node, dict) or (parts[-1] not in node):
+        raise ConfigError(key, "a known hardware config key")
+    node[parts[-1]] = value
+
+
+def _validate(data: dict, source: str) -> HardwareConfig:
+    try:
+        return HardwareConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "hardware"
+        raise CrossnasError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "per_layer":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise CrossnasError(f"{path}: file not found (expected a hardware YAML file)") from None
+    except yaml.YAMLError as e:
+        raise CrossnasError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise CrossnasError(f"{path}: expected a mapping of hardware config sections")
+    return data
+
+
+def _resolve(data: dict, source: str, seen: tuple[str, ...] = ()) -> dict:
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if base in seen:
+        raise CrossnasError(f"{source}: base {base!r} forms a cycle")
+    if base not in list_presets():
+        raise CrossnasError(f"{source}: base: expected one of the presets {list_presets()}, got {base!r}")
+    parent = _resolve(_load_yaml(PRESET_DIR / f"{base}.yaml"), base, (*seen, base))
+    return _merge(parent, data)
+
+
+def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str, Any] | None = None
+                  ) -> HardwareConfig:
+    """A preset name, a YAML path (overlay on `base:`), a dict, or a config; then dotted overrides."""
+    if isinstance(spec, HardwareConfig):
+        hw = spec
+    elif isinstance(spec, dict):
+        hw = _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware")
+    else:
+        s = str(spec)
+        if s in list_presets():
+            path = PRESET_DIR / f"{s}.yaml"
+        elif s.endswith((".yaml", ".yml")) or Path(s).exists():
+            path = Path(s)
+        else:
+            raise CrossnasError(f"hardware: expected a preset {list_presets()} or a .yaml file, got {s!r}")
+        hw = _validate(_resolve(_load_yaml(path), str(path)), source=str(path))
+    return hw.with_overrides(overrides)
+
+
+def parse_set_args(items: list[str] | None) -> dict[str, Any]:
+    """`--set a.b=value` strings -> {a.b: parsed value} (YAML scalars: 8, 0.1, true, null, name)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CrossnasError(f"--set {item!r}: expected key=value, e.g. crossbar.rows=128")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
