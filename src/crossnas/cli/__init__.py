@@ -1,0 +1,43 @@
+"""`crossnas` command line: parse, call the library, print. Each subcommand is a module here with
+`add_parser(subparsers)` and `run(args) -> int`; bad input exits 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from crossnas.errors import CrossnasError
+
+SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossnas", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(f"crossnas.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"crossnas.cli.{name}":
+                continue  # subcommand not built yet
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CrossnasError as e:
+        print(f"crossnas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

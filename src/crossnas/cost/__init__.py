@@ -1,0 +1,1 @@
+"""Mapping onto crossbars and the vectorised latency / energy / area model."""
