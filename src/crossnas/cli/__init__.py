@@ -12,7 +12,8 @@ from crossnas.errors import CrossnasError
 SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    runners = {}
     parser = argparse.ArgumentParser(prog="crossnas", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
@@ -22,15 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"crossnas.cli.{name}":
                 continue  # subcommand not built yet
             raise
+        before = set(sub.choices)
         mod.add_parser(sub)
-    return parser
+        for cmd in set(sub.choices) - before:
+            runners[cmd] = mod.run
+    return parser, runners
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, runners = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(runners[args.command](args) or 0)
     except CrossnasError as e:
         print(f"crossnas {args.command}: error: {e}", file=sys.stderr)
         return 2
