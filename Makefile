@@ -16,7 +16,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(VENV)/bin/crossnas run configs/demo.yaml --out runs/demo
+	mkdir -p runs/demo
+	$(VENV)/bin/crossnas evaluate --model vgg8 --input 3x32x32 --hardware mnsim-default \
+		--json runs/demo/cost.json --plot runs/demo/breakdown.png
+	@echo "results in runs/demo"
 
 test: venv
 	$(VENV)/bin/ruff check src tests benchmarks

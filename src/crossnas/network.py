@@ -113,8 +113,8 @@ def _spec(name: str, mod: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerS
                          _pair(mod.stride), _pair(mod.padding), mod.groups, (x.shape[2], x.shape[3]), out_hw,
                          macs, has_bias=mod.bias is not None, **common)
     if isinstance(mod, nn.Linear):
-        return LayerSpec(name, "linear", mod.in_features, mod.out_features, macs=mod.in_features * mod.out_features,
-                         has_bias=mod.bias is not None, **common)
+        return LayerSpec(name, "linear", mod.in_features, mod.out_features,
+                         macs=mod.in_features * mod.out_features, has_bias=mod.bias is not None, **common)
     c = x.shape[1]
     in_hw = (x.shape[2], x.shape[3]) if x.dim() == 4 else (1, 1)
     out_hw = (y.shape[2], y.shape[3]) if y.dim() == 4 else (1, 1)

@@ -67,7 +67,7 @@ class CrossbarConfig(_Strict):
     differential_subtract: Literal["analog", "digital"] = "analog"
     """Differential pair: subtract currents before the ADC (one conversion per pair) or convert both."""
     row_packing: Literal["im2col", "kernel_aligned"] = "kernel_aligned"
-    """im2col: K = C*k*k rows split every `rows`; kernel_aligned: whole k*k kernels, floor(rows/k^2) channels."""
+    """im2col: C*k*k rows split every `rows`; kernel_aligned: whole k*k kernels, floor(rows/k^2) channels."""
     slice_placement: Literal["packed", "per_crossbar"] = "per_crossbar"
     """Weight slices side by side in one array's columns (ISAAC) or one array per slice (MNSIM-2.0)."""
 

@@ -65,7 +65,8 @@ class Space(ABC):
             try:
                 out[k] = list(g.choices).index(arch[g.label])
             except ValueError:
-                raise ValueError(f"gene {g.label!r}: {arch[g.label]!r} is not one of {list(g.choices)}") from None
+                raise ValueError(
+                    f"gene {g.label!r}: {arch[g.label]!r} is not one of {list(g.choices)}") from None
         return out
 
     def key(self, genome: np.ndarray) -> str:
