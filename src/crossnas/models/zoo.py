@@ -1,0 +1,86 @@
+"""VGG-8 (MNSIM-2.0's CIFAR-10 network), LeNet-5 and ResNet-18 for CIFAR."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> nn.Module:
+    """MNSIM-2.0 VGG-8: conv3x3 3-128, 128-128, pool, 128-256, 256-256, pool, 256-512, 512-512, pool,
+    512-1024 (no padding), pool, fc 1024*h*w-num_classes; padding 1 elsewhere.
+
+    For inputs smaller than 32x32 a pool that would take the map below 2x2 is dropped (the map is kept);
+    at 32x32 the fc input is 1024 features (32->16->8->4, 3x3 unpadded -> 2, pool -> 1).
+    """
+    layers: list[nn.Module] = []
+    size = input_size
+    c = in_channels
+    plan = [128, 128, "M", 256, 256, "M", 512, 512, "M", ("nopad", 1024), "M"]
+    for item in plan:
+        if item == "M":
+            if size // 2 >= 2 or (size // 2 >= 1 and item is plan[-1] and size == 2):
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            continue
+        pad = 0 if isinstance(item, tuple) else 1
+        out = item[1] if isinstance(item, tuple) else item
+        if pad == 0 and size < 3:
+            pad = 1  # too small for an unpadded 3x3: keep the map
+        layers += [nn.Conv2d(c, out, 3, padding=pad), nn.ReLU()]
+        size = size - 2 + 2 * pad
+        c = out
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * size * size, num_classes))
+
+
+def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Module:
+    """LeNet-5: conv5x5 (pad 2) 6, pool, conv5x5 16, pool, fc 120, 84, classes."""
+    s = input_size // 2
+    s = (s - 4) // 2
+    if s < 1:
+        raise ValueError(f"lenet needs input_size >= 12, got {input_size}")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * s * s, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu2 = nn.ReLU()
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(y + self.shortcut(x))
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18 for CIFAR: 3x3 stem (no max-pool), 4 stages of 2 basic blocks (64..512), avg-pool, fc."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU())
+        blocks, c = [], 64
+        for i, w in enumerate((64, 128, 256, 512)):
+            for j in range(2):
+                blocks.append(_Block(c, w, 2 if (i > 0 and j == 0) else 1))
+                c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
+
+
+def resnet18_cifar(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> nn.Module:
+    return ResNet18Cifar(in_channels, num_classes)
