@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from crossnas.cli import main
-from crossnas.cost import LayerTable, evaluate_batch, evaluate_cost
+from crossnas.cost import LayerTable, evaluate_batch, evaluate_cost, table_for
 from crossnas.errors import CrossnasError
 from crossnas.hardware import load_hardware
 from crossnas.hardware import tables as T
@@ -190,3 +190,9 @@ def test_cli_untraceable_and_missing_model(tmp_path):
     for model in (f"{bad}:f", f"{tmp_path}/missing.py:f", "nonexistent-model"):
         assert main(["evaluate", "--model", model, "--input", "3x8x8", "--json", str(out)]) == 2
     assert not out.exists()
+
+
+def test_table_for_caches_per_model():
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    t = table_for(m, (1, 28, 28))
+    assert table_for(m, (1, 28, 28)) is t and table_for(m, (1, 32, 32)) is not t

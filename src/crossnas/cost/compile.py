@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,3 +136,19 @@ class HardwareArrays:
         cols = list(zip(*rows))
         data = {k: np.asarray(c) for k, c in zip(_HW_FIELDS, cols)}
         return cls(data, list(hws))
+
+
+_TABLE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def table_for(model, input_shape: tuple[int, ...]) -> LayerTable:
+    """The LayerTable of `model` on `input_shape`, traced once and cached per model object and shape.
+
+    The cache holds the model weakly; re-trace (or build a new model) after changing its structure."""
+    from crossnas.network import extract_layers
+
+    per_model = _TABLE_CACHE.setdefault(model, {})
+    key = tuple(int(x) for x in input_shape)
+    if key not in per_model:
+        per_model[key] = LayerTable.from_layers(extract_layers(model, key))
+    return per_model[key]

@@ -9,16 +9,18 @@ def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> n
     """MNSIM-2.0 VGG-8: conv3x3 3-128, 128-128, pool, 128-256, 256-256, pool, 256-512, 512-512, pool,
     512-1024 (no padding), pool, fc 1024*h*w-num_classes; padding 1 elsewhere.
 
-    For inputs smaller than 32x32 a pool that would take the map below 2x2 is dropped (the map is kept);
-    at 32x32 the fc input is 1024 features (32->16->8->4, 3x3 unpadded -> 2, pool -> 1).
+    For inputs smaller than 32x32 a pool that would take the map below 2x2 is dropped (the map is kept),
+    except the final pool, which takes 2x2 to 1x1 as in MNSIM-2.0; an unpadded 3x3 on a map below 3x3 gets
+    padding 1. At 32x32 the fc input is 1024 features (32->16->8->4, 3x3 unpadded -> 2, pool -> 1).
     """
     layers: list[nn.Module] = []
     size = input_size
     c = in_channels
     plan = [128, 128, "M", 256, 256, "M", 512, 512, "M", ("nopad", 1024), "M"]
-    for item in plan:
+    for idx, item in enumerate(plan):
         if item == "M":
-            if size // 2 >= 2 or (size // 2 >= 1 and item is plan[-1] and size == 2):
+            last = idx == len(plan) - 1
+            if size // 2 >= 2 or (last and size == 2):
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
             continue
