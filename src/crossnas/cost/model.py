@@ -111,7 +111,9 @@ def compute(tables: list[LayerTable], hw: HardwareArrays, *, per_layer: bool = F
     bal = hw.data["balance"]
     if bal.any():
         st = np.where(mat, stage1, np.nan)
-        target = np.nanmedian(st, axis=1, keepdims=True)
+        with warnings.catch_warnings():  # a network without matrix layers has no median
+            warnings.simplefilter("ignore", RuntimeWarning)
+            target = np.nanmedian(st, axis=1, keepdims=True)
         want = np.ceil(np.where(mat, stage1 / np.maximum(target, 1e-30), 1.0)).astype(np.int64)
         want = np.minimum(np.clip(want, 1, c("max_dup")), np.maximum(outputs, 1))
         dup = np.where(bal[:, None] & mat, want, 1)
