@@ -1,0 +1,66 @@
+"""`crossnas simulate`: accuracy of a trained model on simulated analog PIM chips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from crossnas.errors import CrossnasError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("simulate", help="analog PIM inference accuracy of a trained model")
+    p.add_argument("--model", required=True, help="model registry name")
+    p.add_argument("--weights", required=True, help="state_dict file (torch.save)")
+    p.add_argument("--hardware", required=True, help="hardware preset name or YAML overlay")
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help="hardware override, repeatable")
+    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("--chips", type=int, default=5, help="chip instances (device effects redrawn)")
+    p.add_argument("--fidelity", choices=["exact", "fast"], default="exact")
+    p.add_argument("--json", default=None, help="write the result to this JSON file")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--calib-batches", type=int, default=4)
+    return p
+
+
+def run(args) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from crossnas.analog import evaluate_pim
+    from crossnas.data import load_dataset
+    from crossnas.hardware.config import load_hardware, parse_set_args
+    from crossnas.models import get_model
+
+    if args.chips < 1:
+        raise CrossnasError(f"--chips: expected >= 1, got {args.chips}")
+    hw = load_hardware(args.hardware, parse_set_args(args.set))
+    splits = load_dataset(args.data, seed=args.seed)
+    model = get_model(args.model, splits.in_channels, splits.num_classes, splits.input_size)
+    wpath = Path(args.weights)
+    if not wpath.exists():
+        raise CrossnasError(f"--weights: file not found: {wpath}")
+    state = torch.load(wpath, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CrossnasError(f"--weights: does not match model {args.model!r}: {str(e)[:300]}") from None
+    g = torch.Generator().manual_seed(args.seed)
+    calib = DataLoader(splits.train, batch_size=args.batch_size, shuffle=True, generator=g)
+    calib = [b for _, b in zip(range(args.calib_batches), calib)]
+    test = DataLoader(splits.test, batch_size=args.batch_size)
+    r = evaluate_pim(model, test, hw, calib_loader=calib, chips=args.chips, fidelity=args.fidelity,
+                     seed=args.seed, device=args.device)
+    out = {"model": args.model, "data": args.data, "hardware": hw.name, "fidelity": args.fidelity,
+           "chips": args.chips, "accuracy_pim": r.accuracy_pim, "accuracy_pim_std": r.accuracy_pim_std,
+           "accuracy_digital": r.accuracy_digital, "per_chip": r.per_chip}
+    print(f"digital (quantized) accuracy {r.accuracy_digital:.4f}; PIM accuracy {r.accuracy_pim:.4f} "
+          f"+- {r.accuracy_pim_std:.4f} over {args.chips} chips ({args.fidelity})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
