@@ -1,0 +1,237 @@
+"""Supernet training: uniform single-path sampling per step, SGD + cosine, exact resume, JSONL metrics.
+
+Resume is bit-exact: the checkpoint holds weights, optimizer, scheduler, the epoch and every RNG that
+the loop draws from (torch, numpy, python, the path sampler); the data order of epoch e comes from a
+generator seeded with (seed, e), so it does not depend on what ran before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from crossnas.device import resolve_device
+from crossnas.errors import CrossnasError
+from crossnas.supernet.bn import recalibrate_bn
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class SupernetTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    seed: int = 0
+    noise_sigma: float = Field(0.0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = Field(0, ge=0)
+    bn_recal_batches: int = Field(0, ge=0)
+    val_subnets: int = Field(3, ge=0)
+    grad_clip: float = Field(5.0, ge=0)  # max gradient norm per step; 0 disables
+
+
+def _as_dataset(obj: Any) -> Dataset:
+    if isinstance(obj, Dataset):
+        return obj
+    if isinstance(obj, (tuple, list)) and len(obj) == 2:
+        x, y = (torch.as_tensor(np.asarray(v)) for v in obj)
+        return TensorDataset(x.float(), y.long())
+    for xa, ya in (("x", "y"), ("X", "y"), ("images", "labels"), ("data", "targets")):
+        if hasattr(obj, xa) and hasattr(obj, ya):
+            return _as_dataset((getattr(obj, xa), getattr(obj, ya)))
+    raise CrossnasError(f"data: cannot use {type(obj).__name__} as a dataset (expected Dataset or (x, y))")
+
+
+def _loaders(data: Any, cfg: SupernetTrainConfig):
+    """(train_dataset_or_loader, val_loader_or_None) from DataSplits, (train, val) loaders or datasets."""
+    if hasattr(data, "train"):
+        train, val = data.train, getattr(data, "val", None)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        train, val = data
+    else:
+        raise CrossnasError("data: expected DataSplits (train/val) or a (train, val) pair")
+    if not isinstance(train, DataLoader):
+        train = _as_dataset(train)
+    if val is not None and not isinstance(val, DataLoader):
+        val = DataLoader(_as_dataset(val), batch_size=cfg.batch_size, shuffle=False)
+    return train, val
+
+
+def _epoch_loader(train, cfg: SupernetTrainConfig, epoch: int, salt: int = 0):
+    if isinstance(train, DataLoader):
+        return train
+    g = torch.Generator().manual_seed(abs(cfg.seed) * 1_000_003 + 10_007 * salt + epoch)
+    return DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=g,
+                      num_workers=cfg.num_workers)
+
+
+def _rng_state(sampler: np.random.Generator) -> dict:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+          "sampler": sampler.bit_generator.state}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict, sampler: np.random.Generator) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    sampler.bit_generator.state = st["sampler"]
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def _evaluate(model, loader, dev, arch=None) -> float:
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        x, y = x.to(dev), y.to(dev)
+        out = model(x) if arch is None else model(x, arch)
+        correct += int((out.argmax(1) == y).sum())
+        total += len(y)
+    return correct / max(total, 1)
+
+
+def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_dir: str | Path,
+                   resume: bool = False, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+    """Train in place; returns the metrics of the epochs run now (also appended to metrics.jsonl).
+
+    `stop_after=k` stops after epoch k as an interruption would (the schedule still spans
+    `config.epochs`), so a later `resume=True` run ends on the same weights as one uninterrupted run.
+    """
+    cfg = config if isinstance(config, SupernetTrainConfig) else SupernetTrainConfig(**config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(cfg.device)
+    supernet.to(dev)
+    supernet.noise_sigma = cfg.noise_sigma
+    train, val = _loaders(data, cfg)
+
+    opt = torch.optim.SGD(supernet.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(_epoch_loader(train, cfg, 0))
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    sampler = np.random.default_rng(cfg.seed)
+    start = 0
+    ckpt_path = out / CHECKPOINT
+    if resume:
+        if not ckpt_path.exists():
+            raise CrossnasError(f"resume: no checkpoint at {ckpt_path}")
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        supernet.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        _set_rng_state(ck["rng"], sampler)
+        start = int(ck["epoch"])
+    else:
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+
+    history = []
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}"),
+                       TimeRemainingColumn())
+        bar.start()
+    try:
+        end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+        for epoch in range(start, end):
+            supernet.train()
+            loader = _epoch_loader(train, cfg, epoch)
+            task = bar.add_task("train", total=len(loader), epoch=epoch + 1, loss=0.0, acc=0.0) if bar else 0
+            loss_sum = correct = seen = 0.0
+            for x, y in loader:
+                x, y = x.to(dev), y.to(dev)
+                arch = supernet.sample_arch(sampler)
+                logits = supernet(x, arch)
+                loss = F.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    kept = (f"last good checkpoint kept at {ckpt_path}" if ckpt_path.exists()
+                            else "no checkpoint written yet")
+                    raise CrossnasError(
+                        f"supernet training diverged: loss is {loss.item()} at epoch {epoch + 1} (arch "
+                        f"{arch.to_dict()}); {kept}; lower lr or check the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(y)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if bar:
+                    bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+            rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                   "train_acc": correct / max(seen, 1), "lr": opt.param_groups[0]["lr"]}
+            if val is not None and cfg.val_subnets:
+                rec["val"] = _val_subnets(supernet, train, val, cfg, epoch, dev)
+                rec["val_acc_mean"] = float(np.mean([v["acc"] for v in rec["val"]]))
+            _atomic_save({"model": supernet.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict(), "epoch": epoch + 1, "rng": _rng_state(sampler),
+                          "config": cfg.model_dump()}, ckpt_path)
+            with open(out / METRICS, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            history.append(rec)
+    finally:
+        if bar:
+            bar.stop()
+    return history
+
+
+def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev) -> list[dict]:
+    """Validation accuracy of a few sampled paths; own RNG, so the training stream is untouched."""
+    rng = np.random.default_rng([cfg.seed, epoch, 7])
+    res = []
+    for _ in range(cfg.val_subnets):
+        arch = supernet.sample_arch(rng)
+        if cfg.bn_recal_batches:
+            sub = supernet.extract(arch)
+            recalibrate_bn(sub, _epoch_loader(train, cfg, epoch, salt=1), cfg.bn_recal_batches, seed=cfg.seed)
+            acc = _evaluate(sub, val, dev)
+        else:
+            acc = _evaluate(supernet, val, dev, arch)
+        res.append({"arch": arch.to_dict(), "acc": acc})
+    supernet.train()
+    return res
+
+
+def load_checkpoint(supernet, path: str | Path) -> dict:
+    """Load a training checkpoint's weights into `supernet`; returns the checkpoint dict."""
+    ck = torch.load(Path(path), map_location="cpu", weights_only=False)
+    supernet.load_state_dict(ck["model"])
+    return ck
+
+
+__all__ = ["SupernetTrainConfig", "train_supernet", "load_checkpoint"]
