@@ -1,0 +1,50 @@
+"""Where evaluations run: in process or in a process pool (results in the same order)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+Evaluate = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+class EvaluatorBackend(ABC):
+    @abstractmethod
+    def map(self, evaluate: Evaluate, archs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers, if any."""
+
+
+class LocalBackend(EvaluatorBackend):
+    def map(self, evaluate: Evaluate, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(evaluate(archs)) if archs else []
+
+
+class ProcessPoolBackend(EvaluatorBackend):
+    """Splits the batch into `workers` contiguous chunks; `evaluate` must be picklable."""
+
+    def __init__(self, workers: int = 2):
+        self.workers = max(1, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, evaluate: Evaluate, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not archs:
+            return []
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers)
+        n = len(archs)
+        k = min(self.workers, n)
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        chunks = [archs[bounds[i]:bounds[i + 1]] for i in range(k)]
+        out: list[dict[str, Any]] = []
+        for res in self._pool.map(evaluate, chunks):
+            out.extend(res)
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

@@ -1,0 +1,56 @@
+"""Evaluation store: ordered records, a JSONL log, and atomic JSON writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Store:
+    """Records {genome, key, arch, metrics, wall_s, generation}, unique by canonical key."""
+
+    def __init__(self, log_path: str | os.PathLike | None = None, records: list[dict] | None = None):
+        self.records: list[dict[str, Any]] = []
+        self.index: dict[str, int] = {}
+        self.log_path = Path(log_path) if log_path else None
+        for r in records or []:
+            self._put(r)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        i = self.index.get(key)
+        return None if i is None else self.records[i]
+
+    def _put(self, rec: dict[str, Any]) -> None:
+        if rec["key"] in self.index:
+            raise ValueError(f"genome {rec['key']} already stored")
+        self.index[rec["key"]] = len(self.records)
+        self.records.append(rec)
+
+    def add(self, genome: np.ndarray, key: str, arch: dict, metrics: dict, wall_s: float,
+            generation: int, log: bool = True) -> dict[str, Any]:
+        rec = {"genome": [int(v) for v in genome], "key": key, "arch": arch, "metrics": dict(metrics),
+               "wall_s": float(wall_s), "generation": int(generation)}
+        self._put(rec)
+        if log and self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+        return rec
