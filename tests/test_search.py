@@ -215,3 +215,18 @@ def test_with_categorical_space_if_available():
     res = search(space, ev, strategy="nsga2", budget=30, pop_size=8, seed=0, progress=False)
     assert res.n_evaluations == 21 and all(not (r["arch"]["a"] == 4 and r["arch"]["c"] == "y")
                                            for r in res.history)
+
+
+def test_explicit_ref_point_and_resume_with_constraints(tmp_path):
+    cons = {"area_mm2": ("<=", 3.0)}
+    kw = dict(objectives=OBJ, strategy="nsga2", budget=60, seed=5, pop_size=20, progress=False,
+              constraints=cons, ref_point={"acc": 0.0, "cost": 50.0})
+    full = search(ToySpace(), toy_evaluate, **kw)
+    assert full.hv_ref == [0.0, 50.0] and full.hypervolume[-1] > 0  # minimisation form
+    ck = tmp_path / "ck.json"
+    with pytest.raises(RuntimeError):
+        search(ToySpace(), Counter(fail_at_call=2), checkpoint=ck, **kw)
+    res = search(ToySpace(), toy_evaluate, checkpoint=ck, **kw)
+    assert [r["key"] for r in res.pareto] == [r["key"] for r in full.pareto]
+    with pytest.raises(ValueError, match="seed"):
+        search(ToySpace(), toy_evaluate, checkpoint=ck, **{**kw, "seed": 6})

@@ -37,7 +37,11 @@ def pareto_records(records: Sequence[dict], objectives: dict[str, str],
 
 def hypervolume(records: Sequence[dict], objectives: dict[str, str], ideal: Sequence[float],
                 ref: Sequence[float], constraints: dict | None = None) -> float:
-    """HV of the feasible records in normalised minimisation space: (F - ideal)/(ref - ideal), ref -> 1."""
+    """HV of the feasible records in normalised minimisation space: (F - ideal)/(ref - ideal), ref -> 1.
+
+    `ideal`/`ref` are in minimisation form ('max' objectives negated). With the engine's defaults `ideal`
+    is the first population's ideal point, so later points beyond it can push the value above 1.
+    """
     feas = [r for r in records if is_feasible(r["metrics"], constraints)]
     if not feas:
         return 0.0
