@@ -191,7 +191,8 @@ class _PIMBase(nn.Module):
         self.register_buffer("w_eff", torch.einsum("asok,a,s->ok", lv, sgn, sw), persistent=False)
         # tiled levels (T, R, A*S*O) for the batched matmul
         R, T = p.rows, self.T
-        lvp = F.pad(lv, (0, T * R - self.K)).reshape(self.A, self.S, -1, T, R)
+        lvt = lv[:1] - lv[1:] if self._adc_signed() else lv  # analog subtraction = difference of levels
+        lvp = F.pad(lvt, (0, T * R - self.K)).reshape(lvt.shape[0], self.S, -1, T, R)
         self.register_buffer("w_tiles", lvp.permute(3, 4, 0, 1, 2).reshape(T, R, -1).contiguous(),
                              persistent=False)
         self.register_buffer("sgn", sgn, persistent=False)
@@ -256,13 +257,27 @@ class _PIMBase(nn.Module):
     # ---- core: (M, K) integer inputs -> (M, O) integer-domain outputs
     def _int_matmul(self, xq: torch.Tensor) -> torch.Tensor:
         if self.mode == "digital":
-            return xq @ self.wq.t()
+            return self._exact_int(xq)
         lossless = self._adc_lossless() and not self.device_effects
         if self.mode == "calibrate" or self.fidelity == "exact":
             if lossless and not self.force_sliced and self.mode != "calibrate":
-                return xq @ self.wq.t()
+                return self._exact_int(xq)
             return self._sliced(xq)
         return self._fast(xq, lossless)
+
+    def _exact_int(self, xq: torch.Tensor) -> torch.Tensor:
+        """Integer matmul; float32 when every partial sum is provably below 2^24 (exact), else float64."""
+        p = self.plan
+        amax = 2 ** (p.abits - 1) if p.act_signed else 2**p.abits - 1
+        if amax * float(self.wq.abs().sum(1).max()) < 2**24:
+            return (xq.float() @ self._wq32.t()).double()
+        return xq @ self.wq.t()
+
+    @property
+    def _wq32(self) -> torch.Tensor:
+        if getattr(self, "_wq32_cache", None) is None or self._wq32_cache.device != self.wq.device:
+            self._wq32_cache = self.wq.float()
+        return self._wq32_cache
 
     def _offset_term(self, xq: torch.Tensor) -> torch.Tensor:
         if self.plan.scheme != "offset":
@@ -271,7 +286,8 @@ class _PIMBase(nn.Module):
 
     def _sliced(self, xq: torch.Tensor) -> torch.Tensor:
         M, K = xq.shape
-        T, R, C, A, S = self.T, self.plan.rows, self.C, self.A, self.S
+        T, R, C, S = self.T, self.plan.rows, self.C, self.S
+        A = 1 if self._adc_signed() else self.A
         O = self.wq.shape[0]
         exact32 = (not self.device_effects) and self.fs_full.max().item() < 2**24
         dt = torch.float32 if exact32 else torch.float64
@@ -292,7 +308,7 @@ class _PIMBase(nn.Module):
                 continue
             ps = ps.double()  # ADC arithmetic in float64 (the step is not an integer)
             if self._adc_signed():
-                ps = ps[:, :, :, 0] - ps[:, :, :, 1]  # (T, mb, C, S, O)
+                ps = ps[:, :, :, 0]  # (T, mb, C, S, O): pos - neg already subtracted in the column
                 codes = torch.einsum("tmcso,c,s->tmo", self._adc(ps), cw, self.sw)
             else:
                 codes = torch.einsum("tmcaso,c,a,s->tmo", self._adc(ps), cw, self.sgn, self.sw)
@@ -322,7 +338,7 @@ class _PIMBase(nn.Module):
         return y + torch.randn(y.shape, generator=g, dtype=y.dtype, device=y.device) * var.sqrt()
 
     def _record(self, ps: torch.Tensor) -> None:
-        v = (ps[:, :, :, 0] - ps[:, :, :, 1]) if self._adc_signed() else ps
+        v = ps
         v = v.abs().reshape(-1).float()
         if v.numel() > 200_000:
             v = v[torch.randint(v.numel(), (200_000,), generator=torch.Generator().manual_seed(0))
@@ -413,6 +429,18 @@ class PIMConv2d(_PIMBase):
         lay = self.layer
         N, _, H, W = x.shape
         xq = self.quant_input(x)
+        direct = self.mode == "digital" or (self.fidelity == "exact" and self.mode == "analog"
+                                            and not self.force_sliced and self._adc_lossless()
+                                            and not self.device_effects)
+        p = self.plan
+        amax = 2 ** (p.abits - 1) if p.act_signed else 2**p.abits - 1
+        if direct and amax * float(self.wq.abs().sum(1).max()) < 2**24:  # one exact float32 conv
+            w32 = self._wq32.reshape(lay.weight.shape)
+            yint = F.conv2d(xq.float(), w32, None, lay.stride, lay.padding, lay.dilation).double()
+            y = yint * (self.w_scale * self.a_scale)
+            if lay.bias is not None:
+                y = y + lay.bias.detach().double().reshape(1, -1, 1, 1)
+            return y.to(x.dtype)
         cols = F.unfold(xq, lay.kernel_size, dilation=lay.dilation, padding=lay.padding, stride=lay.stride)
         L = cols.shape[-1]
         yint = self._int_matmul(cols.transpose(1, 2).reshape(N * L, -1))
