@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def load_config(path: Path) -> dict:
+SECTIONS = ("data", "space", "supernet", "hardware", "search")
+
+
+def load_config(path: Path, required: tuple[str, ...] = ("data", "space", "supernet")) -> dict:
+    """One YAML config for train-supernet and search; each command reads the sections it needs."""
     import yaml
 
     if not path.is_file():
@@ -35,10 +39,10 @@ def load_config(path: Path) -> dict:
         raise CrossnasError(f"config: {path} is not valid YAML ({e})") from None
     if not isinstance(cfg, dict):
         raise CrossnasError(f"config: {path} must be a mapping with data/space/supernet sections")
-    unknown = set(cfg) - {"data", "space", "supernet"}
+    unknown = set(cfg) - set(SECTIONS)
     if unknown:
-        raise CrossnasError(f"config: unknown sections {sorted(unknown)} (expected data, space, supernet)")
-    for k in ("data", "space", "supernet"):
+        raise CrossnasError(f"config: unknown sections {sorted(unknown)} (expected {', '.join(SECTIONS)})")
+    for k in required:
         if not isinstance(cfg.get(k) or {}, dict):
             raise CrossnasError(f"config.{k}: expected a mapping")
     return cfg
