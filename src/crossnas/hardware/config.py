@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crossnas.errors import ConfigError, CrossnasError
+from crossnas.yamlio import read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -212,15 +213,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _load_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise CrossnasError(f"{path}: file not found (expected a hardware YAML file)") from None
-    except yaml.YAMLError as e:
-        raise CrossnasError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise CrossnasError(f"{path}: expected a mapping of hardware config sections")
-    return data
+    return read_yaml_mapping(path, "a hardware YAML file of config sections")
 
 
 def _resolve(data: dict, source: str, seen: tuple[str, ...] = ()) -> dict:

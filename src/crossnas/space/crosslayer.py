@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crossnas.errors import CrossnasError
 from crossnas.space.arch import BLOCK_KINDS, BlockArch, CrossLayerArch, NetworkArch
 from crossnas.space.base import Gene, Space
+from crossnas.yamlio import read_yaml_mapping
 
 # spec field -> (gene label, hardware overlay keys)
 HW_GENES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -90,12 +90,7 @@ class CrossLayerSpec(BaseModel):
 
 def load_spec(path: str | Path) -> CrossLayerSpec:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise CrossnasError(f"{path}: file not found (expected a space YAML file)") from None
-    except yaml.YAMLError as e:
-        raise CrossnasError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    data = read_yaml_mapping(path, "a space YAML file")
     try:
         return CrossLayerSpec.model_validate(data)
     except ValidationError as e:
