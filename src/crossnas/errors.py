@@ -16,3 +16,16 @@ class ConfigError(CrossnasError):
         if got is not None:
             msg += f", got {got!r}"
         super().__init__(msg)
+
+
+def validated(model_cls, data, where: str, *, sep: str = ": ", show_input: bool = False):
+    """`model_cls.model_validate(data)`, or a CrossnasError naming `where`, the field and the rule broken."""
+    from pydantic import ValidationError
+
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or model_cls.__name__
+        got = f" (got {err.get('input')!r})" if show_input else ""
+        raise CrossnasError(f"{where}{sep}{loc}: {err['msg']}{got}") from None

@@ -11,7 +11,7 @@ import inspect
 import json
 from pathlib import Path
 
-from crossnas.errors import CrossnasError
+from crossnas.errors import CrossnasError, validated
 
 
 def add_parser(sub) -> None:
@@ -56,7 +56,6 @@ def _call_filtered(fn, *args, **kwargs):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
 
     from crossnas.supernet import Supernet
     from crossnas.supernet.train import SupernetTrainConfig, train_supernet
@@ -66,11 +65,7 @@ def run(args: argparse.Namespace) -> int:
     sn_cfg = dict(cfg.get("supernet") or {})
     if args.device:
         sn_cfg["device"] = args.device
-    try:
-        train_cfg = SupernetTrainConfig(**sn_cfg)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise CrossnasError(f"config.supernet.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    train_cfg = validated(SupernetTrainConfig, sn_cfg, "config.supernet", sep=".")
     try:
         from crossnas.data import load_dataset
         from crossnas.space import get_space_preset

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crossnas.errors import ConfigError, CrossnasError
+from crossnas.errors import ConfigError, CrossnasError, validated
 from crossnas.yamlio import read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -190,12 +190,7 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
 
 
 def _validate(data: dict, source: str) -> HardwareConfig:
-    try:
-        return HardwareConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "hardware"
-        raise CrossnasError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})") from None
+    return validated(HardwareConfig, data, source, show_input=True)
 
 
 def list_presets() -> list[str]:

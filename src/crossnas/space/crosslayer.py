@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from crossnas.errors import CrossnasError
+from crossnas.errors import CrossnasError, validated
 from crossnas.space.arch import BLOCK_KINDS, BlockArch, CrossLayerArch, NetworkArch
 from crossnas.space.base import Gene, Space
 from crossnas.yamlio import read_yaml_mapping
@@ -90,13 +90,7 @@ class CrossLayerSpec(BaseModel):
 
 def load_spec(path: str | Path) -> CrossLayerSpec:
     path = Path(path)
-    data = read_yaml_mapping(path, "a space YAML file")
-    try:
-        return CrossLayerSpec.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "space"
-        raise CrossnasError(f"{path}: {loc}: {err['msg']}") from None
+    return validated(CrossLayerSpec, read_yaml_mapping(path, "a space YAML file"), str(path))
 
 
 def _max_pools(input_size: int) -> int:
@@ -111,10 +105,7 @@ def _max_pools(input_size: int) -> int:
 class CrossLayerSpace(Space):
     def __init__(self, spec: CrossLayerSpec | dict, input_size: int | None = None):
         if isinstance(spec, dict):
-            try:
-                spec = CrossLayerSpec.model_validate(spec)
-            except ValidationError as e:
-                raise CrossnasError(f"space spec: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+            spec = validated(CrossLayerSpec, spec, "space spec")
         self.spec = spec
         size = input_size if input_size is not None else spec.input_size
         if size is None or size < 2:
