@@ -48,3 +48,19 @@ class ProcessPoolBackend(EvaluatorBackend):
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+BACKENDS = ("local", "process", "ray")
+
+
+def make_backend(kind: str = "local", workers: int = 1, address: str | None = None) -> EvaluatorBackend:
+    """The backend named in a config or on the command line (`ray` needs the `distributed` extra)."""
+    if kind == "local":
+        return LocalBackend()
+    if kind == "process":
+        return ProcessPoolBackend(workers=workers)
+    if kind == "ray":
+        from crossnas.search.ray_backend import RayBackend
+
+        return RayBackend(actors=workers, address=address)
+    raise ValueError(f"backend: unknown {kind!r}; expected one of {', '.join(BACKENDS)}")
