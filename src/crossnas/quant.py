@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossnas.errors import CrossnasError
+
 
 def qmax(bits: int, signed: bool) -> int:
     return 2 ** (bits - 1) - 1 if signed else 2**bits - 1
@@ -97,3 +99,91 @@ class QuantLinear(_QuantMixin, nn.Linear):
 
     def forward(self, x):  # x: (N, in_features)
         return F.linear(self.quant_input(x), self.quant_weight(self.weight), self.bias)
+
+
+LayerBits = dict[str, tuple[int | None, int | None]]
+
+
+def _matrix_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _quant_twin(layer: nn.Module, wb: int | None, ab: int | None, signed: bool) -> nn.Module:
+    """A QuantConv2d/QuantLinear sharing `layer`'s parameters (and its buffers' values if it was one)."""
+    if isinstance(layer, QuantConv2d | QuantLinear):
+        layer.weight_bits, layer.act_bits, layer.act_signed = wb, ab, signed
+        return layer
+    dd = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+    if isinstance(layer, nn.Conv2d):
+        new = QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                          padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                          bias=layer.bias is not None, padding_mode=layer.padding_mode,
+                          weight_bits=wb, act_bits=ab, act_signed=signed, **dd)
+    else:
+        new = QuantLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                          weight_bits=wb, act_bits=ab, act_signed=signed, **dd)
+    new.weight = layer.weight
+    if layer.bias is not None:
+        new.bias = layer.bias
+    return new.train(layer.training)
+
+
+def quantize_model(model: nn.Module, weight_bits: int | None | LayerBits, act_bits: int | None = None,
+                   *, first_signed: bool = True) -> nn.Module:
+    """Make a float network quantization-aware: every nn.Conv2d / nn.Linear becomes a QuantConv2d /
+    QuantLinear with the same parameters (shared, not copied), stride, padding, dilation and groups.
+
+    `weight_bits`/`act_bits` are the bits of every layer, or `weight_bits` is a dict
+    {layer name (as in named_modules): (weight bits, act bits)} naming every matrix layer (act_bits must
+    then be None). The first layer (in module order) quantizes its input as signed when `first_signed`
+    (normalised images can be negative); the others as unsigned, as they follow a ReLU. Layers that are
+    already quantized get their bits set. The model is changed in place and returned.
+
+    The activation ranges start at 0: train (QAT) or run a few batches in train mode before eval.
+    """
+    layers = _matrix_layers(model)
+    if not layers:
+        raise CrossnasError(f"quantize_model: {type(model).__name__} has no nn.Conv2d or nn.Linear layer")
+    names = [n for n, _ in layers]
+    if isinstance(weight_bits, dict):
+        if act_bits is not None:
+            raise CrossnasError("quantize_model: act_bits must be None when bits are given per layer")
+        unknown = sorted(set(weight_bits) - set(names))
+        missing = [n for n in names if n not in weight_bits]
+        if unknown or missing:
+            raise CrossnasError(f"quantize_model: per-layer bits must name exactly the layers {names}; "
+                                f"unknown {unknown}, missing {missing}")
+        bits = {n: _check_pair(n, weight_bits[n]) for n in names}
+    else:
+        bits = {n: _check_pair(n, (weight_bits, act_bits)) for n in names}
+    for i, (name, layer) in enumerate(layers):
+        wb, ab = bits[name]
+        signed = first_signed and i == 0
+        if signed and ab is not None and ab < 2:
+            raise CrossnasError(f"quantize_model: act_bits of the first layer {name!r} (signed input): "
+                                f"expected >= 2, got {ab}")
+        new = _quant_twin(layer, wb, ab, signed)
+        if name == "":
+            return new  # the model is itself a single layer
+        if new is not layer:
+            _set_submodule(model, name, new)
+    return model
+
+
+def _check_pair(name: str, pair) -> tuple[int | None, int | None]:
+    try:
+        wb, ab = pair
+    except (TypeError, ValueError):
+        raise CrossnasError(f"quantize_model: bits of {name!r}: expected (weight_bits, act_bits), "
+                            f"got {pair!r}") from None
+    for what, b, lo in (("weight_bits", wb, 2), ("act_bits", ab, 1)):
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < lo):
+            raise CrossnasError(f"quantize_model: {what} of {name!r}: expected an integer >= {lo} or None, "
+                                f"got {b!r}")
+    return wb, ab
+
+
+def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, new)

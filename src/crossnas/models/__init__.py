@@ -1,13 +1,16 @@
-"""Built-in reference networks and a registry: `get_model(name, in_channels, num_classes, input_size)`.
+"""Built-in reference networks and a registry: `get_model(name, in_channels, num_classes, input_size, **kw)`.
 
 `name` may also be `path/to/file.py:factory`, where factory takes (in_channels, num_classes, input_size).
+Extra keyword arguments go to the factory (e.g. `width_mult` for vgg8 and lenet).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -22,13 +25,21 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> nn.Module:
+def get_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+              **kwargs: Any) -> nn.Module:
     if name in _REGISTRY:
-        return _REGISTRY[name](in_channels, num_classes, input_size)
-    if ":" in name and name.rsplit(":", 1)[0].endswith(".py"):
+        fn = _REGISTRY[name]
+    elif ":" in name and name.rsplit(":", 1)[0].endswith(".py"):
         path, factory = name.rsplit(":", 1)
-        return _load_factory(Path(path), factory)(in_channels, num_classes, input_size)
-    raise CrossnasError(f"model: expected one of {list_models()} or path.py:factory, got {name!r}")
+        fn = _load_factory(Path(path), factory)
+    else:
+        raise CrossnasError(f"model: expected one of {list_models()} or path.py:factory, got {name!r}")
+    if kwargs:
+        try:
+            inspect.signature(fn).bind(in_channels, num_classes, input_size, **kwargs)
+        except TypeError as e:
+            raise CrossnasError(f"model {name!r}: bad extra arguments {sorted(kwargs)} ({e})") from None
+    return fn(in_channels, num_classes, input_size, **kwargs)
 
 
 def _load_factory(path: Path, factory: str) -> Callable[..., nn.Module]:

@@ -5,14 +5,29 @@ from __future__ import annotations
 from torch import nn
 
 
-def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> nn.Module:
+def scaled(channels: int, width_mult: float) -> int:
+    """Channels (or hidden features) times `width_mult`, rounded to the nearest integer, at least 1."""
+    return max(1, int(round(channels * width_mult)))
+
+
+def _check_mult(width_mult: float) -> float:
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    return float(width_mult)
+
+
+def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32, width_mult: float = 1.0
+         ) -> nn.Module:
     """MNSIM-2.0 VGG-8: conv3x3 3-128, 128-128, pool, 128-256, 256-256, pool, 256-512, 512-512, pool,
     512-1024 (no padding), pool, fc 1024*h*w-num_classes; padding 1 elsewhere.
 
     For inputs smaller than 32x32 a pool that would take the map below 2x2 is dropped (the map is kept),
     except the final pool, which takes 2x2 to 1x1 as in MNSIM-2.0; an unpadded 3x3 on a map below 3x3 gets
     padding 1. At 32x32 the fc input is 1024 features (32->16->8->4, 3x3 unpadded -> 2, pool -> 1).
+
+    `width_mult` scales every conv's output channels (`scaled`: rounded, at least 1); 1.0 is the original.
     """
+    _check_mult(width_mult)
     layers: list[nn.Module] = []
     size = input_size
     c = in_channels
@@ -25,7 +40,7 @@ def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> n
                 size //= 2
             continue
         pad = 0 if isinstance(item, tuple) else 1
-        out = item[1] if isinstance(item, tuple) else item
+        out = scaled(item[1] if isinstance(item, tuple) else item, width_mult)
         if pad == 0 and size < 3:
             pad = 1  # too small for an unpadded 3x3: keep the map
         layers += [nn.Conv2d(c, out, 3, padding=pad), nn.ReLU()]
@@ -34,16 +49,23 @@ def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> n
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * size * size, num_classes))
 
 
-def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Module:
-    """LeNet-5: conv5x5 (pad 2) 6, pool, conv5x5 16, pool, fc 120, 84, classes."""
+def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, width_mult: float = 1.0
+          ) -> nn.Module:
+    """LeNet-5: conv5x5 (pad 2) 6, pool, conv5x5 16, pool, fc 120, 84, classes.
+
+    `width_mult` scales the conv channels (6, 16) and the hidden fc sizes (120, 84), each rounded and at
+    least 1 (`scaled`); 1.0 is the original.
+    """
+    _check_mult(width_mult)
     s = input_size // 2
     s = (s - 4) // 2
     if s < 1:
         raise ValueError(f"lenet needs input_size >= 12, got {input_size}")
+    c1, c2, h1, h2 = (scaled(c, width_mult) for c in (6, 16, 120, 84))
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * s * s, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+        nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(c2 * s * s, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, num_classes))
 
 
 class _Block(nn.Module):
