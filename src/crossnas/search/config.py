@@ -1,0 +1,101 @@
+"""The typed `search` section of a crossnas config (`crossnas search`, `crossnas run`).
+
+Metric names in objectives, constraints and ref_point are those the cross-layer evaluator returns: the
+cost model's totals (`crossnas.cost.TOTAL_KEYS`) and the simulator's accuracies (`SIMULATOR_METRICS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from crossnas.cost import TOTAL_KEYS
+from crossnas.errors import validated
+from crossnas.search.fitness import PRESETS
+
+SIMULATOR_METRICS = ("accuracy_pim", "accuracy_pim_std", "accuracy_digital")
+METRICS: tuple[str, ...] = SIMULATOR_METRICS + tuple(TOTAL_KEYS)
+
+
+def _check_metric(name: str, what: str) -> None:
+    if name not in METRICS:
+        raise ValueError(f"{what} {name!r} is not a metric; expected one of {', '.join(METRICS)}")
+
+
+class SearchConfig(BaseModel):
+    """Everything `run_cross_layer_search` needs besides the space, supernet, data and hardware."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["nsga2", "evolution", "random"] = "nsga2"
+    budget: int = Field(200, ge=1)
+    """Distinct canonical evaluations (a hard cap; in two-stage mode shared by both stages)."""
+    pop_size: int = Field(20, ge=2)
+    seed: int = 0
+    objectives: dict[str, Literal["min", "max"]] = Field(
+        default_factory=lambda: {"accuracy_pim": "max", "edp_js": "min"})
+    constraints: dict[str, tuple[Literal["<=", ">="], float]] | None = None
+    """{metric: [op, bound]}, e.g. {area_mm2: ["<=", 5.0], accuracy_pim: [">=", 0.8]}."""
+    fitness: str | None = None
+    """Scalar fitness for `evolution` and for picking the two-stage winner (e.g. paper-stage1)."""
+    ref_point: dict[str, float] | None = None
+    """Hypervolume reference point {objective: value}; absent -> from the first population."""
+    max_stall: int = Field(5, ge=1)
+    mode: Literal["joint", "two-stage"] = "joint"
+    stage1_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    fidelity: Literal["fast", "exact"] = "fast"
+    val_limit: int | None = Field(1000, ge=1)
+    bn_batches: int = Field(10, ge=0)
+    calib_batches: int = Field(2, ge=1)
+    batch_size: int = Field(128, ge=1)
+    chips: int = Field(1, ge=1)
+    final_fidelity: Literal["fast", "exact"] = "exact"
+    final_chips: int = Field(3, ge=1)
+    backend: Literal["local", "process", "ray"] = "local"
+    workers: int = Field(1, ge=1)
+    address: str | None = None
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("at least one objective is needed")
+        for k in v:
+            _check_metric(k, "objective")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, v):
+        for k in v or {}:
+            _check_metric(k, "constraint")
+        return v
+
+    @field_validator("fitness")
+    @classmethod
+    def _fitness(cls, v):
+        if v is not None and v not in PRESETS:
+            raise ValueError(f"unknown fitness {v!r}; presets: {', '.join(sorted(PRESETS))}")
+        return v
+
+    @field_validator("ref_point")
+    @classmethod
+    def _ref_point(cls, v, info: ValidationInfo):
+        objectives = info.data.get("objectives")
+        if v is not None and objectives is not None and set(v) != set(objectives):
+            raise ValueError(f"must give exactly the objectives {sorted(objectives)}, got {sorted(v)}")
+        return v
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """Keywords for `crossnas.search.search` (budget aside, which two-stage splits)."""
+        cons = {k: tuple(v) for k, v in self.constraints.items()} if self.constraints else None
+        return {"objectives": dict(self.objectives), "strategy": self.strategy, "seed": self.seed,
+                "constraints": cons,
+                "pop_size": self.pop_size, "fitness": self.fitness, "ref_point": self.ref_point,
+                "max_stall": self.max_stall}
+
+
+def load_search_config(data: dict | None, where: str = "config.search") -> SearchConfig:
+    """Validate a `search` mapping; errors read `config.search.budget: ...`."""
+    return validated(SearchConfig, dict(data or {}), where, sep=".")
