@@ -79,6 +79,13 @@ class SearchConfig(BaseModel):
             raise ValueError(f"unknown fitness {v!r}; presets: {', '.join(sorted(PRESETS))}")
         return v
 
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v, info: ValidationInfo):
+        if v == "two-stage" and info.data.get("budget", 2) < 2:
+            raise ValueError("two-stage needs budget >= 2 (one evaluation per stage at least)")
+        return v
+
     @field_validator("ref_point")
     @classmethod
     def _ref_point(cls, v, info: ValidationInfo):

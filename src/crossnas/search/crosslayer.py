@@ -7,14 +7,20 @@ same module on the candidate's hardware. Results are cached by canonical genome 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
+from crossnas.search.result import SearchResult
+from crossnas.search.store import atomic_write
 
 
 @dataclass
@@ -77,3 +83,185 @@ class CrossLayerEvaluator:
     def _calib(self):
         loader = self._loader("train")
         return [b for _, b in zip(range(self.calib_batches), loader)]
+
+
+# --- the full cross-layer search: joint or two-stage, then exact re-evaluation of the front --------------
+CHECKPOINT = "search_checkpoint.json"
+LOG = "evaluations.jsonl"
+FRONT_CACHE = "front_exact.json"
+
+
+def make_evaluator(space: Any, supernet: torch.nn.Module, splits: Any, hardware: HardwareConfig, cfg: Any, *,
+                   fidelity: str | None = None, chips: int | None = None,
+                   device: str = "cpu") -> CrossLayerEvaluator:
+    """The evaluator a `SearchConfig` describes: BN recalibration and calibration on the train split,
+    accuracy on the validation split (the test split is never touched during selection)."""
+    shape = (splits.in_channels, splits.input_size, splits.input_size)
+    return CrossLayerEvaluator(space, supernet, splits.train, splits.val, hardware, shape,
+                               fidelity=fidelity or cfg.fidelity, val_limit=cfg.val_limit,
+                               bn_batches=cfg.bn_batches, calib_batches=cfg.calib_batches,
+                               batch_size=cfg.batch_size, chips=chips or cfg.chips, seed=cfg.seed,
+                               device=str(device))
+
+
+def stage1_genome(space: Any, hardware: HardwareConfig) -> np.ndarray:
+    """The genome whose bits and circuit genes stage 1 keeps fixed (network genes are searched).
+
+    Bits genes (weight/activation bits per slot) take their largest choice, the closest the QAT supernet
+    comes to the full-precision network ranking of the published stage 1. Circuit genes and per-slot ADC
+    bits take the hardware config's value when it is one of the gene's choices, else the gene's first
+    choice (the space's default).
+    """
+    from crossnas.search.subspace import gene_groups
+    from crossnas.space.crosslayer import HW_GENES
+
+    overlay_key = {label: keys[0] for label, keys in HW_GENES.values()}
+    g = np.zeros(space.n_genes, dtype=np.int64)
+    groups = gene_groups(space)
+    for i in groups["bits"] + groups["circuit"]:
+        gene = space.genes[i]
+        if gene.label.endswith(".adc_bits"):
+            current: Any = hardware.adc.bits
+        elif gene.label in overlay_key:
+            current = _dotted(hardware, overlay_key[gene.label])
+        else:  # weight/activation bits
+            g[i] = int(np.argmax(gene.choices))
+            continue
+        g[i] = list(gene.choices).index(current) if current in gene.choices else 0
+    return g
+
+
+def _dotted(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def pick_winner(records: list[dict], cfg: Any) -> dict:
+    """Stage 1's winner: the feasible record with the best scalar fitness, `cfg.fitness` or the paper's
+    stage-1 preset (published normalisation bounds) when unset; ties go to the earlier evaluation."""
+    from crossnas.search.fitness import make_fitness
+    from crossnas.search.problem import is_feasible
+
+    cons = cfg.search_kwargs()["constraints"]
+    feas = [r for r in records if is_feasible(r["metrics"], cons)]
+    if not feas:
+        raise CrossnasError("two-stage search: no stage-1 candidate meets config.search.constraints; "
+                            "relax them or raise config.search.budget")
+    fit = make_fitness(cfg.fitness or "paper-stage1", dict(cfg.objectives))
+    return max(feas, key=lambda r: fit(r["metrics"]))  # max keeps the first of equals
+
+
+def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
+    """Sub-space records re-keyed by the parent space's canonical genome."""
+    out = []
+    for r in records:
+        full = sub.full_canonical(np.asarray(r["genome"], dtype=np.int64))
+        out.append({**r, "genome": [int(v) for v in full], "key": sub.parent.key(full), "stage": stage})
+    return out
+
+
+def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path, backend: Any,
+                progress: bool) -> SearchResult:
+    from crossnas.search.engine import search
+
+    return search(space, evaluator, budget=budget, checkpoint=folder / CHECKPOINT, backend=backend,
+                  progress=progress, log_path=folder / LOG, **cfg.search_kwargs())
+
+
+def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
+                      ) -> SearchResult:
+    """Score the Pareto set again at final fidelity; keep the in-loop metrics as `search_metrics`."""
+    from crossnas.search.result import pareto_records
+
+    meta = {"fidelity": cfg.final_fidelity, "chips": cfg.final_chips, "val_limit": cfg.val_limit,
+            "seed": cfg.seed, "bn_batches": cfg.bn_batches, "calib_batches": cfg.calib_batches}
+    cache: dict[str, dict] = {}
+    if cache_path.exists():
+        saved = json.loads(cache_path.read_text())
+        if saved.get("meta") == meta:  # another final fidelity: the cached scores do not apply
+            cache = saved["metrics"]
+    todo = [r for r in result.pareto if r["key"] not in cache]
+    step = max(1, int(cfg.workers))
+    for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
+        chunk = todo[i:i + step]
+        for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
+            cache[r["key"]] = m
+        atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+    front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
+    kept = pareto_records(front, result.objectives, result.constraints)
+    kept_keys = {r["key"] for r in kept}
+    dropped = [r["key"] for r in front if r["key"] not in kept_keys]
+    final = {**meta, "reevaluated": len(front), "dropped": dropped}
+    return replace(result, pareto=kept, meta={**result.meta, "final": final})
+
+
+def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, hardware: HardwareConfig,
+                           cfg: Any, out_dir: str | Path, *, resume: bool = False, device: str = "cpu",
+                           progress: bool = True, backend: Any = None) -> SearchResult:
+    """Search `space` with the supernet as `cfg` (a `SearchConfig`) says, re-evaluate the Pareto set at
+    `cfg.final_fidelity` on `cfg.final_chips` chips, and write pareto.json/csv, history.csv, pareto.png and
+    hypervolume.png to `out_dir`.
+
+    `cfg.mode == "joint"` searches every gene at once (checkpoint `out_dir/search_checkpoint.json`).
+    `"two-stage"` is the published flow: stage 1 (`out_dir/stage1/`, `cfg.stage1_fraction` of the budget)
+    searches the network genes with bits and circuit genes fixed by `stage1_genome`; stage 2
+    (`out_dir/stage2/`, the rest of the budget) searches bits and circuit genes for stage 1's winner
+    (`pick_winner`). The result is stage 2's front; its history holds both stages (`stage` 1 or 2).
+    Records carry full-space genomes and keys in both modes.
+    """
+    from crossnas.search.backends import make_backend
+    from crossnas.search.config import SearchConfig
+    from crossnas.search.plots import plot_hypervolume, plot_pareto
+    from crossnas.search.subspace import SubSpace, gene_groups
+
+    if not isinstance(cfg, SearchConfig):
+        from crossnas.search.config import load_search_config
+
+        cfg = load_search_config(cfg)
+    out = Path(out_dir)
+    started = [p for p in (out / CHECKPOINT, out / "stage1" / CHECKPOINT) if p.exists()]
+    if started and not resume:
+        raise CrossnasError(f"--out: {started[0]} exists; pass --resume to continue it or choose another "
+                            "folder")
+    out.mkdir(parents=True, exist_ok=True)
+    evaluator = make_evaluator(space, supernet, splits, hardware, cfg, device=device)
+    own_backend = backend is None
+    backend = backend or make_backend(cfg.backend, cfg.workers, cfg.address)
+    try:
+        if cfg.mode == "joint":
+            result = _run_search(space, evaluator, cfg, cfg.budget, out, backend, progress)
+        else:
+            groups = gene_groups(space)
+            if not groups["network"] or not groups["bits"] + groups["circuit"]:
+                raise CrossnasError("config.search.mode: two-stage needs network genes and bits or circuit "
+                                    "genes in the space")
+            b1 = min(cfg.budget - 1, max(1, round(cfg.budget * cfg.stage1_fraction)))
+            if b1 < 1:
+                raise CrossnasError("config.search.budget: expected >= 2 in two-stage mode")
+            sub1 = SubSpace(space, groups["network"], stage1_genome(space, hardware))
+            r1 = _run_search(sub1, evaluator, cfg, b1, out / "stage1", backend, progress)
+            hist1 = _full_records(r1.history, sub1, 1)
+            winner = pick_winner(hist1, cfg)
+            sub2 = SubSpace(space, groups["bits"] + groups["circuit"], winner["genome"])
+            r2 = _run_search(sub2, evaluator, cfg, cfg.budget - b1, out / "stage2", backend, progress)
+            hist2 = _full_records(r2.history, sub2, 2)
+            stage1 = {"budget": b1, "n_evaluations": r1.n_evaluations, "generations": r1.generations,
+                      "hypervolume": r1.hypervolume, "winner": winner["key"], "winner_arch": winner["arch"],
+                      "winner_metrics": winner["metrics"], "fixed_genome": [int(v) for v in sub1.fixed]}
+            result = replace(r2, pareto=_full_records(r2.pareto, sub2, 2), history=hist1 + hist2,
+                             n_evaluations=r1.n_evaluations + r2.n_evaluations,
+                             meta={**r2.meta, "mode": "two-stage", "budget": cfg.budget, "stage1": stage1})
+        final_ev = make_evaluator(space, supernet, splits, hardware, cfg, fidelity=cfg.final_fidelity,
+                                  chips=cfg.final_chips, device=device)
+        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE)
+    finally:
+        if own_backend:
+            backend.close()
+    result.meta.setdefault("mode", cfg.mode)
+    result.to_json(out / "pareto.json")
+    result.to_csv(out / "pareto.csv", which="pareto")
+    result.to_csv(out / "history.csv", which="history")
+    plot_pareto(result, out / "pareto.png")
+    plot_hypervolume(result, out / "hypervolume.png")
+    return result
