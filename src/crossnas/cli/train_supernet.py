@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-SECTIONS = ("data", "space", "supernet", "hardware", "search")
+# the sections `crossnas run` adds are read by crossnas.pipeline.config; these commands ignore them
+SECTIONS = ("name", "device", "data", "space", "supernet", "hardware", "search", "select", "retrain",
+            "baselines", "final")
 
 
 def load_config(path: Path, required: tuple[str, ...] = ("data", "space", "supernet")) -> dict:

@@ -51,21 +51,30 @@ def vgg8(in_channels: int = 3, num_classes: int = 10, input_size: int = 32, widt
 
 def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, width_mult: float = 1.0
           ) -> nn.Module:
-    """LeNet-5: conv5x5 (pad 2) 6, pool, conv5x5 16, pool, fc 120, 84, classes.
+    """LeNet-5: conv5x5 (pad 2) 6, pool, conv5x5 16, pool, fc 120, 84, classes (scaled to the input).
 
     `width_mult` scales the conv channels (6, 16) and the hidden fc sizes (120, 84), each rounded and at
     least 1 (`scaled`); 1.0 is the original.
     """
     _check_mult(width_mult)
-    s = input_size // 2
-    s = (s - 4) // 2
-    if s < 1:
-        raise ValueError(f"lenet needs input_size >= 12, got {input_size}")
+    # scaled to the input like vgg8: a pool that would take the map below 2x2 is dropped, and the second
+    # conv is padded when an unpadded 5x5 would (the original at 28x28 is unchanged: 28-14-10-5)
+    size = input_size
+    pool1 = size // 2 >= 2
+    size = size // 2 if pool1 else size
+    pad2 = 0 if size - 4 >= 2 else 2
+    size = size - 4 + 2 * pad2
+    pool2 = size // 2 >= 2
+    size = size // 2 if pool2 else size
+    if size < 1:
+        raise ValueError(f"lenet needs input_size >= 2, got {input_size}")
     c1, c2, h1, h2 = (scaled(c, width_mult) for c in (6, 16, 120, 84))
-    return nn.Sequential(
-        nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(c2 * s * s, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, num_classes))
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU()]
+    layers += [nn.MaxPool2d(2)] if pool1 else []
+    layers += [nn.Conv2d(c1, c2, 5, padding=pad2), nn.ReLU()]
+    layers += [nn.MaxPool2d(2)] if pool2 else []
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c2 * size * size, h1), nn.ReLU(), nn.Linear(h1, h2),
+                         nn.ReLU(), nn.Linear(h2, num_classes))
 
 
 class _Block(nn.Module):

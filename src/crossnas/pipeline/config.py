@@ -1,0 +1,148 @@
+"""The `crossnas run` config: every section typed and validated before any work starts.
+
+One YAML file holds the sections of all stages: `data`, `space`, `supernet`, `hardware`, `search` (shared
+with `crossnas train-supernet` / `crossnas search`), and the pipeline's own `select`, `retrain`,
+`baselines`, `final`. Unknown keys are errors that name the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crossnas.errors import CrossnasError, validated
+from crossnas.search.config import SearchConfig
+from crossnas.supernet.train import SupernetTrainConfig
+from crossnas.yamlio import read_yaml_mapping
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSection(_Strict):
+    name: str
+    root: str | None = None
+    seed: int = 0
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    limit: int | None = Field(None, ge=10)
+    download: bool = False
+
+
+class SpaceSection(_Strict):
+    preset: str | None = None
+    file: str | None = None
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if (self.preset is None) == (self.file is None):
+            raise ValueError("give exactly one of preset or file")
+
+
+class HardwareSection(_Strict):
+    preset: str = "mnsim-default"
+    """A preset name or a YAML overlay file."""
+    set: dict[str, Any] = Field(default_factory=dict)
+    """Dotted overrides, e.g. {device.variation: 0.1}."""
+
+
+class SelectSection(_Strict):
+    """How designs are chosen from the (validation) Pareto front for retraining."""
+
+    rule: Literal["top_k", "knee", "best_under"] = "top_k"
+    k: int = Field(3, ge=1, le=10)
+    metric: str = "accuracy_pim"
+    """top_k ranks by this metric (max for accuracies, min otherwise)."""
+    budget: dict[str, float] = Field(default_factory=dict)
+    """best_under: e.g. {edp_js: 1e-9}; the k most accurate designs within every budget."""
+
+
+class RetrainSection(_Strict):
+    """Fine-tuning of chosen designs from their inherited weights, quantization- and noise-aware."""
+
+    epochs: int = Field(5, ge=0)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    noise_sigma: float | None = Field(None, ge=0)
+    """Relative weight noise during training; None takes the hardware's device.variation."""
+    seed: int = 0
+
+
+class BaselinesSection(_Strict):
+    """Hand-designed networks trained the same way (from scratch) on the default hardware."""
+
+    models: list[str] = Field(default_factory=lambda: ["vgg8", "lenet"])
+    """Registry names (crossnas.models); an empty list skips baselines."""
+    width_mult: dict[str, float] = Field(default_factory=lambda: {"vgg8": 0.25})
+    """Channel multiplier per model (others 1.0): full VGG-8 is sized for CIFAR, not for a CPU demo."""
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(0.05, gt=0)
+
+
+class FinalSection(_Strict):
+    """Final evaluation on a fixed seeded subset of the test split (every entry on the same images)."""
+
+    test_limit: int | None = Field(2000, ge=1)
+    seed: int = 0
+    chips: int = Field(5, ge=1)
+    fidelity: Literal["exact", "fast"] = "exact"
+    batch_size: int = Field(256, ge=1)
+    calib_batches: int = Field(4, ge=1)
+
+
+class RunConfig(_Strict):
+    name: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataSection
+    space: SpaceSection
+    supernet: SupernetTrainConfig = Field(default_factory=SupernetTrainConfig)
+    hardware: HardwareSection = Field(default_factory=HardwareSection)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    select: SelectSection = Field(default_factory=SelectSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
+    baselines: BaselinesSection = Field(default_factory=BaselinesSection)
+    final: FinalSection = Field(default_factory=FinalSection)
+
+
+def load_run_config(source: str | Path | dict) -> RunConfig:
+    """Validate a whole run config (a YAML path or a mapping); hardware and space are resolved too, so a
+    wrong preset name fails here rather than after training."""
+    if isinstance(source, dict):
+        raw, where = source, "config"
+    else:
+        raw, where = read_yaml_mapping(Path(source), "run config"), str(source)
+    cfg = validated(RunConfig, raw, where)
+    from crossnas.data import list_datasets
+    from crossnas.space.crosslayer import load_spec
+    from crossnas.space.presets import get_space_spec
+
+    name = cfg.data.name
+    if name not in list_datasets() and not name.startswith("synthetic:"):
+        raise CrossnasError(f"{where}: data.name: expected one of {', '.join(list_datasets())}, got {name!r}")
+    for field, check in (("hardware", lambda: resolve_hardware(cfg)),
+                         ("space", lambda: get_space_spec(cfg.space.preset) if cfg.space.preset
+                          else load_spec(cfg.space.file))):
+        try:
+            check()
+        except CrossnasError as e:
+            msg = str(e)
+            raise CrossnasError(f"{where}: {msg if msg.startswith(field) else f'{field}: {msg}'}") from None
+    return cfg
+
+
+def resolve_hardware(cfg: RunConfig):
+    from crossnas.hardware import load_hardware
+
+    return load_hardware(cfg.hardware.preset, cfg.hardware.set)
+
+
+def resolve_space(cfg: RunConfig, input_size: int):
+    from crossnas.space import get_space_preset
+    from crossnas.space.presets import load_space
+
+    if cfg.space.preset:
+        return get_space_preset(cfg.space.preset, input_size=input_size)
+    return load_space(cfg.space.file, input_size=input_size)

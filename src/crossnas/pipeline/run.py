@@ -1,0 +1,276 @@
+"""`run_pipeline`: supernet -> search -> retrain -> baselines -> final test evaluation -> report.
+
+Every stage writes under the run folder and is skipped once done; an interrupted stage resumes from its
+own checkpoints (supernet epochs, search generations, one folder per retrained design or baseline, one
+file per final evaluation). Selection uses the validation split; the test split is read only by `final`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from crossnas.pipeline.config import RunConfig, load_run_config, resolve_hardware, resolve_space
+from crossnas.pipeline.state import STAGES, RunState
+from crossnas.search.store import atomic_write
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    report_html: Path | None
+    final: dict | None
+    stages: dict[str, Any]
+
+
+def describe_network(arch) -> str:
+    """One line per design: 'vgg_pool-16 w8a4 | residual-8 w4a8 | skip | head w8'."""
+    parts = ["skip" if b.kind == "skip" else f"{b.kind}-{b.width} w{b.wbits}a{b.abits}" for b in arch.blocks]
+    return " | ".join([*parts, f"head w{arch.head_bits}"])
+
+
+def layer_bits(module: torch.nn.Module) -> list[dict]:
+    from crossnas.quant import QuantConv2d, QuantLinear
+
+    return [{"layer": n, "weight_bits": m.weight_bits, "act_bits": m.act_bits}
+            for n, m in module.named_modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+
+
+def hardware_summary(hw) -> dict:
+    return {"crossbar": f"{hw.crossbar.rows}x{hw.crossbar.cols}", "bits_per_cell": hw.device.bits_per_cell,
+            "adc_bits": hw.adc.bits, "adc_range": hw.adc.range, "dac_bits": hw.dac.bits,
+            "device": hw.device.kind, "variation": hw.device.variation,
+            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
+
+
+class _Pipeline:
+    def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool, device: str | None, progress: bool,
+                 backend=None):
+        from crossnas.device import resolve_device
+
+        self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
+        self.device = resolve_device(device or cfg.device)
+        snapshot = cfg.model_dump(mode="json")
+        seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
+                 "retrain": cfg.retrain.seed, "final": cfg.final.seed}
+        self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
+        import yaml
+
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
+        self._splits = self._space = self._supernet = None
+        self.result: dict | None = None
+        self.final: dict | None = None
+        self.report_html: Path | None = None
+        self.hardware = resolve_hardware(cfg)
+
+    # --- shared inputs, built once when a stage needs them ---------------------------------------
+    @property
+    def splits(self):
+        if self._splits is None:
+            from crossnas.data import load_dataset
+
+            d = self.cfg.data
+            self._splits = load_dataset(d.name, root=d.root, seed=d.seed, val_fraction=d.val_fraction,
+                                        limit=d.limit, download=d.download)
+        return self._splits
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        s = self.splits
+        return (s.in_channels, s.input_size, s.input_size)
+
+    @property
+    def space(self):
+        if self._space is None:
+            self._space = resolve_space(self.cfg, self.splits.input_size)
+        return self._space
+
+    @property
+    def supernet(self):
+        if self._supernet is None:
+            from crossnas.supernet import Supernet
+
+            s = self.splits
+            self._supernet = Supernet.from_space(self.space, s.in_channels, s.num_classes, s.input_size)
+        return self._supernet
+
+    def train_loader(self, seed: int, batch_size: int = 128) -> DataLoader:
+        return DataLoader(self.splits.train, batch_size=batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(seed))
+
+    # --- stages -----------------------------------------------------------------------------------
+    def stage_supernet(self) -> None:
+        from crossnas.supernet.train import load_checkpoint, train_supernet
+
+        out = self.run_dir / "supernet"
+        ckpt = out / "checkpoint.pt"
+        if self.state.done("supernet"):
+            load_checkpoint(self.supernet, ckpt)
+            return
+        with self.state.stage("supernet"):
+            tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
+            train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
+                           progress=self.progress)
+        self.supernet.to("cpu")
+
+    def stage_search(self) -> None:
+        out = self.run_dir / "search"
+        if not self.state.done("search"):
+            from crossnas.search.crosslayer import run_cross_layer_search
+
+            with self.state.stage("search"):
+                run_cross_layer_search(self.space, self.supernet, self.splits, self.hardware, self.cfg.search,
+                                       out, resume=(out / "search_checkpoint.json").exists(),
+                                       device=str(self.device), progress=self.progress, backend=self.backend)
+        self.result = json.loads((out / "pareto.json").read_text())
+
+    def stage_retrain(self) -> None:
+        from crossnas.design import save_design
+        from crossnas.pipeline.retrain import train_qat
+        from crossnas.pipeline.select import select_designs
+        from crossnas.supernet import recalibrate_bn
+
+        if self.state.done("retrain"):
+            return
+        sel, result = self.cfg.select, self.result
+        chosen = select_designs(result["pareto"], result["history"], result["objectives"], rule=sel.rule,
+                                k=sel.k, metric=sel.metric, budget=sel.budget)
+        rc = self.cfg.retrain
+        with self.state.stage("retrain"):
+            for i, (rec, reason) in enumerate(chosen):
+                ddir = self.run_dir / "designs" / f"design-{i + 1}"
+                if (ddir / "design.json").exists():
+                    continue
+                arch = self.space.to_arch(np.asarray(rec["genome"], dtype=np.int64))
+                hw = self.hardware.with_overrides(arch.hardware)
+                net = self.supernet.extract(arch.network)
+                recalibrate_bn(net, self.train_loader(rc.seed), n_batches=self.cfg.search.bn_batches,
+                               seed=rc.seed)
+                sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
+                torch.manual_seed(rc.seed + i)
+                info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
+                                 batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
+                                 noise_sigma=sigma, seed=rc.seed + i, device=self.device,
+                                 progress=self.progress, label=f"retrain design-{i + 1}")
+                s = self.splits
+                save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
+                            num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
+                            name=f"design-{i + 1}",
+                            metrics={"val": rec["metrics"], "retrain": info, "selected_by": reason,
+                                     "source_key": rec["key"], "description": describe_network(arch.network)})
+
+    def stage_baselines(self) -> None:
+        from crossnas.design import save_design
+        from crossnas.models import get_model
+        from crossnas.pipeline.retrain import train_qat
+        from crossnas.quant import quantize_model
+
+        if self.state.done("baselines"):
+            return
+        bc, rc, hw, s = self.cfg.baselines, self.cfg.retrain, self.hardware, self.splits
+        with self.state.stage("baselines"):
+            for j, name in enumerate(bc.models):
+                bdir = self.run_dir / "baselines" / name
+                if (bdir / "design.json").exists():
+                    continue
+                kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
+                torch.manual_seed(rc.seed + 1000 + j)
+                model = get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs)
+                wb, ab = hw.quant.weight_bits, hw.quant.act_bits
+                model = quantize_model(model, wb, ab)
+                sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
+                info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
+                                 momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
+                                 seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
+                                 label=f"baseline {name}")
+                desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
+                save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
+                            num_classes=s.num_classes, input_size=s.input_size, name=name,
+                            model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
+                            metrics={"retrain": info, "description": desc, "selected_by": "baseline"})
+
+    def test_subset(self) -> tuple[Subset, dict]:
+        fc, test = self.cfg.final, self.splits.test
+        n = len(test) if fc.test_limit is None else min(fc.test_limit, len(test))
+        idx = np.sort(np.random.default_rng(fc.seed).choice(len(test), n, replace=False))
+        return Subset(test, idx.tolist()), {"n": int(n), "seed": fc.seed, "of": len(test)}
+
+    def stage_final(self) -> None:
+        from crossnas.analog import evaluate_pim
+        from crossnas.cost import evaluate_cost
+        from crossnas.design import load_design
+        from crossnas.network import extract_layers
+
+        path = self.run_dir / "final.json"
+        if self.state.done("final"):
+            self.final = json.loads(path.read_text())
+            return
+        fc = self.cfg.final
+        dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
+        dirs += [self.run_dir / "baselines" / m for m in self.cfg.baselines.models]
+        with self.state.stage("final"):
+            subset, info = self.test_subset()
+            loader = DataLoader(subset, batch_size=fc.batch_size)
+            calib = [b for _, b in zip(range(fc.calib_batches), self.train_loader(fc.seed, fc.batch_size))]
+            entries = []
+            for d in dirs:
+                if not (d / "design.json").exists():
+                    continue
+                cache = self.run_dir / "final" / f"{d.name}.json"
+                if cache.exists():
+                    entries.append(json.loads(cache.read_text()))
+                    continue
+                t0 = time.perf_counter()
+                design = load_design(d)
+                meta = design.meta.get("metrics") or {}
+                pim = evaluate_pim(design.module, loader, design.hardware, calib_loader=calib, chips=fc.chips,
+                                   fidelity=fc.fidelity, seed=fc.seed, device=str(self.device))
+                cost = evaluate_cost(extract_layers(design.module.cpu(), self.input_shape), design.hardware)
+                entry = {"name": d.name, "kind": "baseline" if d.parent.name == "baselines" else "design",
+                         "source_key": meta.get("source_key"), "selected_by": meta.get("selected_by"),
+                         "description": meta.get("description", d.name),
+                         "design_dir": str(d.relative_to(self.run_dir)), "bits": layer_bits(design.module),
+                         "hardware": hardware_summary(design.hardware), "val": meta.get("val"),
+                         "retrain": meta.get("retrain"),
+                         "test": {"accuracy_digital": float(pim.accuracy_digital),
+                                  "accuracy_pim": float(pim.accuracy_pim),
+                                  "accuracy_pim_std": float(pim.accuracy_pim_std),
+                                  "per_chip": [float(a) for a in pim.per_chip]},
+                         "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
+                atomic_write(cache, json.dumps(entry, indent=1, default=float))
+                entries.append(entry)
+            final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
+                     "dataset": self.cfg.data.name, "entries": entries}
+            atomic_write(path, json.dumps(final, indent=1, default=float))
+        self.final = final
+
+    def stage_report(self) -> None:
+        from crossnas.pipeline.report import write_report
+
+        if not self.state.done("report"):
+            with self.state.stage("report"):
+                write_report(self.run_dir)
+        self.report_html = self.run_dir / "report.html"
+
+
+def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
+                 device: str | None = None, progress: bool = True, stop_after: str | None = None,
+                 backend=None) -> RunResult:
+    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption)."""
+    cfg = config if isinstance(config, RunConfig) else load_run_config(config)
+    if stop_after is not None and stop_after not in STAGES:
+        raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
+    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
+    for name in STAGES:
+        getattr(p, f"stage_{name}")()
+        if name == stop_after:
+            break
+    return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
+                     stages=p.state.data["stages"])

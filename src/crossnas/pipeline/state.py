@@ -1,0 +1,90 @@
+"""run.json: the config snapshot, software versions, seeds and the status and wall time of each stage.
+
+Wall time is summed over resumes; an interrupted stage stays `running` with the time it had used, so the
+next `--resume` continues it and the report shows the total.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from crossnas.errors import CrossnasError
+from crossnas.search.store import atomic_write
+
+STAGES = ("supernet", "search", "retrain", "baselines", "final", "report")
+
+
+def software_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy
+    import torch
+
+    try:
+        own = version("crossnas")
+    except PackageNotFoundError:  # running from a source tree
+        own = "source"
+    return {"crossnas": own, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+class RunState:
+    def __init__(self, run_dir: Path, data: dict[str, Any]):
+        self.run_dir = run_dir
+        self.data = data
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @classmethod
+    def open(cls, run_dir: Path, config: dict, seeds: dict, device: str, *, resume: bool) -> RunState:
+        """A new state, or the saved one when resuming (the config must be the one it was made with)."""
+        path = run_dir / "run.json"
+        if path.exists():
+            if not resume:
+                raise CrossnasError(f"--out: {run_dir} already holds a run; pass --resume to continue it "
+                                    "or choose another folder")
+            data = json.loads(path.read_text())
+            old = data.get("config", {})
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            if changed:
+                raise CrossnasError(f"--resume: the config differs from the one {run_dir} was started with "
+                                    f"in {', '.join(changed)}; start a new run folder instead")
+            st = cls(run_dir, data)
+        else:
+            stages = {s: {"status": "pending", "wall_s": 0.0, "runs": 0} for s in STAGES}
+            st = cls(run_dir, {"name": config.get("name") or run_dir.name, "config": config,
+                               "versions": software_versions(), "seeds": seeds, "device": device,
+                               "stages": stages})
+        st.data["device"] = device
+        st.save()
+        return st
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps(self.data, indent=1))
+
+    def done(self, stage: str) -> bool:
+        return self.data["stages"][stage]["status"] == "done"
+
+    @contextmanager
+    def stage(self, name: str):
+        rec = self.data["stages"][name]
+        rec["status"], rec["runs"] = "running", rec["runs"] + 1
+        self.save()
+        t0 = time.perf_counter()
+        try:
+            yield rec
+        except BaseException:
+            rec["wall_s"] += time.perf_counter() - t0
+            self.save()
+            raise
+        rec["wall_s"] += time.perf_counter() - t0
+        rec["status"] = "done"
+        self.save()
