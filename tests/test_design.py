@@ -20,6 +20,10 @@ def _calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
     return model.eval()
 
 
+def _matrix_names(m: nn.Module) -> list[str]:
+    return [n for n, mm in m.named_modules() if isinstance(mm, nn.Conv2d | nn.Linear)]
+
+
 def test_quantize_model_matches_hand_made_quant_layers():
     torch.manual_seed(0)
     conv = nn.Conv2d(2, 5, 3, stride=2, padding=1, dilation=1, groups=1)
@@ -45,10 +49,13 @@ def test_quantize_model_matches_hand_made_quant_layers():
 
 
 def test_quantize_model_per_layer_bits_and_errors():
-    m = quantize_model(get_model("lenet", 1, 10, 12, width_mult=0.5), {
-        "0": (8, 8), "3": (4, 4), "7": (6, 5), "9": (6, 5), "11": (8, 8)})
+    m = get_model("lenet", 1, 10, 12, width_mult=0.5)
+    bits = dict(zip(_matrix_names(m), [(8, 8), (4, 4), (6, 5), (6, 5), (8, 8)], strict=True))
+    m = quantize_model(m, bits)
     assert [(mm.weight_bits, mm.act_bits) for mm in m.modules() if isinstance(mm, QuantLinear | QuantConv2d)
-            ] == [(8, 8), (4, 4), (6, 5), (6, 5), (8, 8)]
+            ] == list(bits.values())
+    with pytest.raises(CrossnasError, match="unknown"):
+        quantize_model(get_model("lenet", 1, 10, 12), {**bits, "nope": (8, 8)})
     with pytest.raises(CrossnasError, match="missing"):
         quantize_model(get_model("lenet", 1, 10, 12), {"0": (8, 8)})
     with pytest.raises(CrossnasError, match="weight_bits"):
@@ -68,3 +75,149 @@ def test_width_mult_scales_baselines():
     assert widths(get_model("lenet", 1, 10, 28, width_mult=0.01)) == [1, 1, 1, 1, 10]
     with pytest.raises(CrossnasError, match="width_mult"):
         get_model("resnet18-cifar", 3, 10, 32, width_mult=0.5)
+
+
+# --- designs ------------------------------------------------------------------------------------------
+def _demo_subnet(seed=0):
+    import numpy as np
+
+    from crossnas.space import get_space_preset
+    from crossnas.supernet import Supernet
+
+    torch.manual_seed(seed)
+    space = get_space_preset("demo", input_size=8)
+    net = Supernet.from_space(space, 1, 10, 8)
+    rng = np.random.default_rng(seed)
+    cand = space.to_arch(space.sample(rng, 1)[0])
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # act ranges and BN stats away from their initial values
+            net(torch.randn(16, 1, 8, 8), cand.network)
+    return net.extract(cand.network).eval(), cand
+
+
+def _hw(overlay=None):
+    from crossnas.hardware import load_hardware
+
+    return load_hardware("mnsim-default", overlay)
+
+
+def test_subnet_design_roundtrip_is_bit_identical(tmp_path):
+    from crossnas import load_design
+    from crossnas.design import save_design
+
+    sub, cand = _demo_subnet()
+    hw = _hw(cand.hardware)
+    out = save_design(tmp_path / "d1", sub, hardware=hw, in_channels=1, num_classes=10, input_size=8,
+                      network=cand.network, metrics={"accuracy": 0.5, "edp": float("inf")}, name="best")
+    assert sorted(p.name for p in out.iterdir()) == ["design.json", "hardware.yaml", "weights.pt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+    d = load_design(out)
+    assert d.network == cand.network and d.hardware == hw and d.name == "best"
+    assert d.metrics["accuracy"] == 0.5 and d.input_shape == (1, 8, 8)
+    assert not d.module.training
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.equal(d.module(x), sub(x))
+    assert [(n, type(m)) for n, m in d.module.named_modules()] == [
+        (n, type(m)) for n, m in sub.named_modules()]
+
+
+def _shapes(m: nn.Module) -> dict:
+    return {k: v.shape for k, v in m.state_dict().items()}
+
+
+def test_build_subnet_matches_extract_structure():
+    from crossnas.supernet.model import build_subnet
+
+    sub, cand = _demo_subnet(1)
+    fresh = build_subnet(cand.network, 1, 10, 8, head_hidden=(32,))
+    assert _shapes(fresh) == _shapes(sub)
+    fresh.load_state_dict(sub.state_dict())
+    fresh.eval()
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.equal(fresh(x), sub(x))
+
+
+@pytest.mark.parametrize("name,kwargs,size", [("lenet", {"width_mult": 0.5}, 12),
+                                               ("vgg8", {"width_mult": 0.0625}, 8)])
+def test_baseline_design_roundtrip(tmp_path, name, kwargs, size):
+    from crossnas.design import load_design, save_design
+
+    torch.manual_seed(0)
+    m = quantize_model(get_model(name, 1, 10, size, **kwargs), 6, 5)
+    x = torch.randn(8, 1, size, size)
+    _calibrate(m, x)
+    spec = {"name": name, "kwargs": kwargs, "weight_bits": 6, "act_bits": 5}
+    save_design(tmp_path / "b", m, hardware="isaac-like", in_channels=1, num_classes=10, input_size=size,
+                model=spec)
+    d = load_design(tmp_path / "b")
+    assert d.network is None and d.meta["model"]["name"] == name
+    assert torch.equal(d.module(x), m(x))
+    bits = {(mm.weight_bits, mm.act_bits) for mm in d.module.modules()
+            if isinstance(mm, QuantConv2d | QuantLinear)}
+    assert bits == {(6, 5)}
+    # the description is checked before writing: wrong bits or wrong width are refused
+    with pytest.raises(CrossnasError, match="act_bits"):
+        save_design(tmp_path / "c", m, hardware="isaac-like", in_channels=1, num_classes=10, input_size=size,
+                    model={**spec, "act_bits": 8})
+    with pytest.raises(CrossnasError, match="do not match"):
+        save_design(tmp_path / "c", m, hardware="isaac-like", in_channels=1, num_classes=10, input_size=size,
+                    model={**spec, "kwargs": {}})
+    assert not (tmp_path / "c").exists()
+
+
+def test_per_layer_baseline_design(tmp_path):
+    from crossnas.design import load_design, save_design
+
+    m = get_model("lenet", 1, 10, 12, width_mult=0.25)
+    bits = dict(zip(_matrix_names(m), [(8, 8), (4, 4), (6, 5), (6, 5), (8, 8)], strict=True))
+    m = quantize_model(m, bits)
+    save_design(tmp_path / "p", m, hardware="mnsim-default", in_channels=1, num_classes=10, input_size=12,
+                model={"name": "lenet", "kwargs": {"width_mult": 0.25}, "weight_bits": bits})
+    got = [(mm.weight_bits, mm.act_bits) for mm in load_design(tmp_path / "p").module.modules()
+           if isinstance(mm, QuantConv2d | QuantLinear)]
+    assert got == list(bits.values())
+
+
+def test_save_replaces_existing_design_and_refuses_other_folders(tmp_path):
+    from crossnas.design import load_design, save_design
+
+    sub, cand = _demo_subnet()
+    kw = {"hardware": _hw(), "in_channels": 1, "num_classes": 10, "input_size": 8, "network": cand.network}
+    save_design(tmp_path / "d", sub, metrics={"v": 1}, **kw)
+    save_design(tmp_path / "d", sub, metrics={"v": 2}, **kw)
+    assert load_design(tmp_path / "d").metrics == {"v": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(CrossnasError, match="not a design folder"):
+        save_design(other, sub, **kw)
+    assert (other / "keep.txt").exists()
+
+
+def test_load_errors_name_the_file(tmp_path):
+    from crossnas.design import load_design, save_design
+
+    with pytest.raises(CrossnasError, match="design.json: not found"):
+        load_design(tmp_path / "missing")
+    sub, cand = _demo_subnet()
+    d = save_design(tmp_path / "d", sub, hardware=_hw(), in_channels=1, num_classes=10, input_size=8,
+                    network=cand.network)
+    (d / "weights.pt").write_bytes(b"garbage")
+    with pytest.raises(CrossnasError, match="weights.pt: cannot read"):
+        load_design(d)
+    state = sub.state_dict()
+    state["head.fc1.weight"] = state["head.fc1.weight"][:, :-1]  # weights of another network
+    torch.save(state, d / "weights.pt")
+    with pytest.raises(CrossnasError, match="weights.pt: weights do not match.*head.fc1.weight"):
+        load_design(d)
+    (d / "hardware.yaml").unlink()
+    with pytest.raises(CrossnasError, match="hardware.yaml: not found"):
+        load_design(d)
+    (d / "design.json").write_text("{not json")
+    with pytest.raises(CrossnasError, match="design.json: not valid JSON"):
+        load_design(d)
+    (d / "design.json").write_text('{"format": "other/9"}')
+    with pytest.raises(CrossnasError, match="design.json: format"):
+        load_design(d)

@@ -256,60 +256,83 @@ class Supernet(nn.Module):
     def extract(self, arch: NetworkArch) -> SubNet:
         """Standalone module with sliced copies of the path's weights, BN stats and act ranges."""
         self.check_arch(arch)
-        blocks: list[nn.Module] = []
-        cin, first = self.in_channels, True
-        for i, b in enumerate(arch.blocks):
-            if b.kind == "skip":
-                blocks.append(nn.Identity())
-                continue
-            blk, key = self.slots[i][b.kind], str(b.width)
-            conv1 = _copy_conv(blk.conv1, cin, b.width, b, first)
-            conv2 = _copy_conv(blk.conv2, b.width, b.width, b, False)
-            bn1, bn2 = _copy_bn(blk.bn1[key]), _copy_bn(blk.bn2[key])
+        sub = build_subnet(arch, self.in_channels, self.num_classes, self.input_size,
+                           head_hidden=self.spec.head_hidden, dropout=self.spec.dropout)
+        cin = self.in_channels
+        for i, b in arch.active:
+            blk, key, dst = self.slots[i][b.kind], str(b.width), sub.blocks[i]
+            _copy_conv(blk.conv1, dst.conv1, cin, b.width)
+            _copy_conv(blk.conv2, dst.conv2, b.width, b.width)
+            _copy_bn(blk.bn1[key], dst.bn1)
+            _copy_bn(blk.bn2[key], dst.bn2)
             if b.kind == "residual":
-                blocks.append(ResidualBlock(conv1, bn1, conv2, bn2,
-                                            _copy_conv(blk.shortcut, cin, b.width, b, first),
-                                            _copy_bn(blk.bn_sc[key])))
-            else:
-                mods = OrderedDict(conv1=conv1, bn1=bn1, relu1=nn.ReLU(), conv2=conv2, bn2=bn2,
-                                   relu2=nn.ReLU())
-                if b.kind == "vgg_pool":
-                    mods["pool"] = nn.MaxPool2d(2)
-                blocks.append(nn.Sequential(mods))
-            cin, first = b.width, False
-        layers: OrderedDict = OrderedDict()
-        n = len(self.fcs)
+                _copy_conv(blk.shortcut, dst.shortcut[0], cin, b.width)
+                _copy_bn(blk.bn_sc[key], dst.shortcut[1])
+            cin = b.width
         for j, fc in enumerate(self.fcs):
-            fin = 4 * cin if j == 0 else fc.in_features
-            new = QuantLinear(fin, fc.out_features, weight_bits=arch.head_bits, act_bits=arch.head_bits,
-                              act_signed=False)
-            new.weight.copy_(fc.weight[:, :fin])
+            new = getattr(sub.head, f"fc{j + 1}")
+            new.weight.copy_(fc.weight[:, : new.in_features])
             new.bias.copy_(fc.bias)
             new.act_range.copy_(fc.act_range)
             new.momentum = fc.momentum
-            layers[f"fc{j + 1}"] = new
-            if j < n - 1:
-                layers[f"relu{j + 1}"] = nn.ReLU()
-                layers[f"drop{j + 1}"] = nn.Dropout(self.spec.dropout)
-        sub = SubNet(blocks, Head(layers), arch)
         p = next(self.parameters())
         return sub.to(device=p.device, dtype=p.dtype).train(self.training)
 
 
-def _copy_conv(src: QuantConv2d, cin: int, cout: int, b: BlockArch, signed: bool) -> QuantConv2d:
-    k = src.kernel_size[0]
-    new = QuantConv2d(cin, cout, k, padding=k // 2, bias=False, weight_bits=b.wbits, act_bits=b.abits,
-                      act_signed=signed)
-    new.weight.copy_(src.weight[:cout, :cin])
-    new.act_range.copy_(src.act_range)
-    new.momentum = src.momentum
-    return new
+def build_subnet(arch: NetworkArch, in_channels: int, num_classes: int, input_size: int | None = None, *,
+                 head_hidden: tuple[int, ...] = (200, 50), dropout: float = 0.1) -> SubNet:
+    """A freshly initialised SubNet for `arch`, with the module structure, state_dict keys and per-layer
+    bits that `Supernet.extract(arch)` gives (a supernet with these head sizes and dropout), so a saved
+    subnet's weights load without the supernet. `input_size`, when given, is checked against the pools.
+    """
+    if not arch.active:
+        raise CrossnasError("arch has no active block")
+    if input_size is not None and input_size / 2**arch.n_pools < 1:
+        raise CrossnasError(f"arch has {arch.n_pools} pools: too many for input size {input_size}")
+    blocks: list[nn.Module] = []
+    cin, first = int(in_channels), True
+    for b in arch.blocks:
+        if b.kind == "skip":
+            blocks.append(nn.Identity())
+            continue
+        conv1 = _new_conv(cin, b.width, 3, b, first)
+        conv2 = _new_conv(b.width, b.width, 3, b, False)
+        bn1, bn2 = nn.BatchNorm2d(b.width), nn.BatchNorm2d(b.width)
+        if b.kind == "residual":
+            blocks.append(ResidualBlock(conv1, bn1, conv2, bn2, _new_conv(cin, b.width, 1, b, first),
+                                        nn.BatchNorm2d(b.width)))
+        else:
+            mods = OrderedDict(conv1=conv1, bn1=bn1, relu1=nn.ReLU(), conv2=conv2, bn2=bn2, relu2=nn.ReLU())
+            if b.kind == "vgg_pool":
+                mods["pool"] = nn.MaxPool2d(2)
+            blocks.append(nn.Sequential(mods))
+        cin, first = b.width, False
+    layers: OrderedDict = OrderedDict()
+    dims = [4 * cin, *(int(h) for h in head_hidden), int(num_classes)]
+    n = len(dims) - 1
+    for j in range(n):
+        layers[f"fc{j + 1}"] = QuantLinear(dims[j], dims[j + 1], weight_bits=arch.head_bits,
+                                           act_bits=arch.head_bits, act_signed=False)
+        if j < n - 1:
+            layers[f"relu{j + 1}"] = nn.ReLU()
+            layers[f"drop{j + 1}"] = nn.Dropout(dropout)
+    return SubNet(blocks, Head(layers), arch)
 
 
-def _copy_bn(src: nn.BatchNorm2d) -> nn.BatchNorm2d:
-    new = nn.BatchNorm2d(src.num_features, eps=src.eps, momentum=src.momentum)
-    new.load_state_dict(src.state_dict())
-    return new
+def _new_conv(cin: int, cout: int, k: int, b: BlockArch, signed: bool) -> QuantConv2d:
+    return QuantConv2d(cin, cout, k, padding=k // 2, bias=False, weight_bits=b.wbits, act_bits=b.abits,
+                       act_signed=signed)
+
+
+def _copy_conv(src: QuantConv2d, dst: QuantConv2d, cin: int, cout: int) -> None:
+    dst.weight.copy_(src.weight[:cout, :cin])
+    dst.act_range.copy_(src.act_range)
+    dst.momentum = src.momentum
+
+
+def _copy_bn(src: nn.BatchNorm2d, dst: nn.BatchNorm2d) -> None:
+    dst.eps, dst.momentum = src.eps, src.momentum
+    dst.load_state_dict(src.state_dict())
 
 
 def _space_sampler(space: Any) -> Callable[[np.random.Generator], NetworkArch] | None:
