@@ -1,7 +1,8 @@
 """crossnas: joint search of network, quantization and analog PIM hardware."""
 
 # Heavy modules (torch) load on first use, so `import crossnas` stays cheap.
-_LAZY = {"load_design": "crossnas.design", "save_design": "crossnas.design", "Design": "crossnas.design"}
+_LAZY = {"load_design": "crossnas.design", "save_design": "crossnas.design", "Design": "crossnas.design",
+         "export_onnx": "crossnas.export"}
 
 __all__ = sorted(_LAZY)
 
