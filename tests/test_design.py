@@ -221,3 +221,36 @@ def test_load_errors_name_the_file(tmp_path):
     (d / "design.json").write_text('{"format": "other/9"}')
     with pytest.raises(CrossnasError, match="design.json: format"):
         load_design(d)
+
+
+def test_simulate_cli_evaluates_a_saved_design(tmp_path, capsys):
+    import json
+
+    from crossnas.cli import main
+    from crossnas.design import save_design
+
+    sub, cand = _demo_subnet()
+    hw = _hw({**cand.hardware, "device.variation": 0.3, "name": "design-hw"})
+    d = save_design(tmp_path / "d", sub, hardware=hw, in_channels=1, num_classes=10, input_size=8,
+                    network=cand.network)
+    out = tmp_path / "sim.json"
+    data = "synthetic:1x8x8:10:150"
+    assert main(["simulate", "--design", str(d), "--data", data, "--chips", "2", "--fidelity", "fast",
+                 "--calib-batches", "1", "--json", str(out), "--device", "cpu"]) == 0
+    r = json.loads(out.read_text())
+    assert r["design"] == str(d) and r["chips"] == 2 and len(r["per_chip"]) == 2
+    assert r["hardware"] == "design-hw" and 0 <= r["accuracy_digital"] <= 1  # the design's hardware.yaml
+    assert "PIM accuracy" in capsys.readouterr().out
+    # --set overrides apply on top of it: without device effects every chip is the digital result
+    assert main(["simulate", "--design", str(d), "--data", data, "--chips", "2", "--fidelity", "fast",
+                 "--calib-batches", "1", "--json", str(out), "--device", "cpu", "--set", "device.variation=0",
+                 "--set", "adc.bits=12"]) == 0
+    r0 = json.loads(out.read_text())
+    assert r0["per_chip"] == [r0["accuracy_digital"]] * 2 and r0["accuracy_digital"] == r["accuracy_digital"]
+    # neither source, both sources, or data of another shape: one-line errors naming the flag
+    assert main(["simulate", "--data", data]) == 2
+    assert "--model, --weights, --hardware: required (or give --design DIR)" in capsys.readouterr().err
+    assert main(["simulate", "--design", str(d), "--model", "lenet", "--data", data]) == 2
+    assert "either --design or --model" in capsys.readouterr().err
+    assert main(["simulate", "--design", str(d), "--data", "synthetic:3x8x8:10:60"]) == 2
+    assert "do not match the design's" in capsys.readouterr().err

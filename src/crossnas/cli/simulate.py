@@ -11,9 +11,12 @@ from crossnas.errors import CrossnasError
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("simulate", help="analog PIM inference accuracy of a trained model")
-    p.add_argument("--model", required=True, help="model registry name")
-    p.add_argument("--weights", required=True, help="state_dict file (torch.save)")
-    p.add_argument("--hardware", required=True, help="hardware preset name or YAML overlay")
+    p.add_argument("--design", default=None, help="saved design folder (module, weights and hardware.yaml); "
+                   "instead of --model/--weights/--hardware")
+    p.add_argument("--model", default=None, help="model registry name (with --weights and --hardware)")
+    p.add_argument("--weights", default=None, help="state_dict file (torch.save)")
+    p.add_argument("--hardware", default=None,
+                   help="hardware preset name or YAML overlay (with --design: replaces the design's)")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="hardware override, repeatable")
     p.add_argument("--data", required=True, help="dataset name")
     p.add_argument("--chips", type=int, default=5, help="chip instances (device effects redrawn)")
@@ -28,15 +31,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
-    from crossnas.analog import evaluate_pim
     from crossnas.data import load_dataset
     from crossnas.hardware.config import load_hardware, parse_set_args
     from crossnas.models import get_model
 
     if args.chips < 1:
         raise CrossnasError(f"--chips: expected >= 1, got {args.chips}")
+    if args.design is not None:
+        if args.model is not None or args.weights is not None:
+            raise CrossnasError("--design: give either --design or --model/--weights, not both")
+        return _run_design(args)
+    missing = [f"--{k}" for k in ("model", "weights", "hardware") if getattr(args, k) is None]
+    if missing:
+        raise CrossnasError(f"{', '.join(missing)}: required (or give --design DIR)")
     hw = load_hardware(args.hardware, parse_set_args(args.set))
     splits = load_dataset(args.data, seed=args.seed)
     model = get_model(args.model, splits.in_channels, splits.num_classes, splits.input_size)
@@ -50,17 +58,43 @@ def run(args) -> int:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CrossnasError(f"--weights: does not match model {args.model!r}: {str(e)[:300]}") from None
+    return _simulate(args, model, hw, splits, {"model": args.model})
+
+
+def _run_design(args) -> int:
+    from crossnas.data import load_dataset
+    from crossnas.design import load_design
+    from crossnas.hardware.config import load_hardware, parse_set_args
+
+    d = load_design(args.design)
+    hw = load_hardware(args.hardware if args.hardware is not None else d.hardware, parse_set_args(args.set))
+    splits = load_dataset(args.data, seed=args.seed)
+    got = (splits.in_channels, splits.num_classes, splits.input_size)
+    want = (d.meta["in_channels"], d.meta["num_classes"], d.meta["input_size"])
+    if got != want:
+        raise CrossnasError(f"--data {args.data!r}: (channels, classes, input size) {got} do not match the "
+                            f"design's {want}")
+    return _simulate(args, d.module, hw, splits, {"design": str(args.design), "model": d.name})
+
+
+def _simulate(args, model, hw, splits, what: dict) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from crossnas.analog import evaluate_pim
+    from crossnas.search.store import atomic_write
+
     g = torch.Generator().manual_seed(args.seed)
     calib = DataLoader(splits.train, batch_size=args.batch_size, shuffle=True, generator=g)
     calib = [b for _, b in zip(range(args.calib_batches), calib)]
     test = DataLoader(splits.test, batch_size=args.batch_size)
     r = evaluate_pim(model, test, hw, calib_loader=calib, chips=args.chips, fidelity=args.fidelity,
                      seed=args.seed, device=args.device)
-    out = {"model": args.model, "data": args.data, "hardware": hw.name, "fidelity": args.fidelity,
+    out = {**what, "data": args.data, "hardware": hw.name, "fidelity": args.fidelity,
            "chips": args.chips, "accuracy_pim": r.accuracy_pim, "accuracy_pim_std": r.accuracy_pim_std,
            "accuracy_digital": r.accuracy_digital, "per_chip": r.per_chip}
     print(f"digital (quantized) accuracy {r.accuracy_digital:.4f}; PIM accuracy {r.accuracy_pim:.4f} "
           f"+- {r.accuracy_pim_std:.4f} over {args.chips} chips ({args.fidelity})")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+        atomic_write(args.json, json.dumps(out, indent=2))
     return 0
