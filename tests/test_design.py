@@ -197,6 +197,8 @@ def test_save_replaces_existing_design_and_refuses_other_folders(tmp_path):
 
 
 def test_load_errors_name_the_file(tmp_path):
+    import json
+
     from crossnas.design import load_design, save_design
 
     with pytest.raises(CrossnasError, match="design.json: not found"):
@@ -217,6 +219,13 @@ def test_load_errors_name_the_file(tmp_path):
         load_design(d)
     (d / "design.json").write_text("{not json")
     with pytest.raises(CrossnasError, match="design.json: not valid JSON"):
+        load_design(d)
+    meta = {"format": "crossnas-design/1", "in_channels": 1, "num_classes": 10, "input_size": 8}
+    (d / "design.json").write_text(json.dumps({**meta, "model": {"name": "nope"}}))
+    with pytest.raises(CrossnasError, match="design.json: model: .*nope"):
+        load_design(d)
+    (d / "design.json").write_text(json.dumps({**meta, "network": {"blocks": [{"kind": "conv9"}]}}))
+    with pytest.raises(CrossnasError, match="design.json: network/head: invalid"):
         load_design(d)
     (d / "design.json").write_text('{"format": "other/9"}')
     with pytest.raises(CrossnasError, match="design.json: format"):

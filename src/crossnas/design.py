@@ -115,10 +115,13 @@ def _build(meta: dict[str, Any], where: str) -> tuple[nn.Module, NetworkArch | N
             raise CrossnasError(f"{where}: network/head: invalid ({e.__class__.__name__}: {e})") from None
         return build_subnet(arch, c, k, s, head_hidden=hidden, dropout=dropout), arch
     spec = _check_model_spec(meta["model"], where)
-    module = get_model(spec["name"], c, k, s, **spec["kwargs"])
     wb, ab = spec["weight_bits"], spec["act_bits"]
-    return quantize_model(module, wb, None if isinstance(wb, dict) else ab,
-                          first_signed=spec["first_signed"]), None
+    try:
+        module = get_model(spec["name"], c, k, s, **spec["kwargs"])
+        return quantize_model(module, wb, None if isinstance(wb, dict) else ab,
+                              first_signed=spec["first_signed"]), None
+    except ValueError as e:  # CrossnasError included: say which file described the model
+        raise CrossnasError(f"{where}: model: {e}") from None
 
 
 def _quant_bits(module: nn.Module) -> dict[str, tuple]:
@@ -173,7 +176,12 @@ def save_design(path: str | os.PathLike, module: nn.Module, *, hardware: Hardwar
         raise CrossnasError("save_design: give exactly one of network= (searched subnet) or model= "
                             "(baseline)")
     if network is not None:
-        arch = NetworkArch.from_dict(network) if isinstance(network, dict) else network
+        try:
+            arch = NetworkArch.from_dict(network) if isinstance(network, dict) else network
+        except (KeyError, TypeError, ValueError) as e:
+            raise CrossnasError(f"save_design: network: invalid ({e.__class__.__name__}: {e})") from None
+        if not isinstance(arch, NetworkArch):
+            raise CrossnasError(f"save_design: network: expected a NetworkArch, got {type(arch).__name__}")
         meta["network"] = arch.to_dict()
         meta["head"] = _subnet_head(module)
         own = getattr(module, "arch_dict", None)
