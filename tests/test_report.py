@@ -76,7 +76,7 @@ def _entry(name, kind, cost, test, *, source=None, val=None, retrain=None):
 
 
 def make_run(root: Path, parts, *, dataset="digits", baselines=True, hypervolume=True, retrain=True,
-             supernet_log=True, name="toy-run") -> Path:
+             supernet_log="trainer", name="toy-run") -> Path:
     """A run folder as `crossnas run` writes it, with real search and cost outputs."""
     search, costs = copy.deepcopy(parts)
     run_dir = root / name
@@ -125,10 +125,15 @@ def make_run(root: Path, parts, *, dataset="digits", baselines=True, hypervolume
                       for s in STAGES}}
     run["stages"]["report"]["status"] = "running"
     (run_dir / "run.json").write_text(json.dumps(run))
-    if supernet_log:
+    if supernet_log:  # the trainer's own rows, or the minimal {epoch, loss, val: {...}} of the contract
         (run_dir / "supernet").mkdir()
-        rows = [{"epoch": e, "loss": 2.0 / (e + 1), "lr": 0.05, "val": {"acc": 0.5 + 0.1 * e}}
-                for e in range(4)]
+        if supernet_log == "trainer":
+            rows = [{"epoch": e + 1, "train_loss": 2.0 / (e + 1), "train_acc": 0.4 + 0.1 * e, "lr": 0.05,
+                     "val": [{"arch": {}, "acc": 0.3 + 0.1 * e}, {"arch": {}, "acc": 0.5 + 0.1 * e}],
+                     "val_acc_mean": 0.4 + 0.1 * e} for e in range(4)]
+        else:
+            rows = [{"epoch": e, "loss": 2.0 / (e + 1), "val": {"acc": 0.5 + 0.1 * e, "loss": 1.0}}
+                    for e in range(4)]
         (run_dir / "supernet" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return run_dir
 
@@ -247,7 +252,7 @@ def test_html_escapes_text(full):
 def test_report_tolerates_missing_parts(tmp_path, parts, missing):
     if missing == "optional":
         run_dir = make_run(tmp_path, parts, baselines=False, hypervolume=False, retrain=False,
-                           supernet_log=False)
+                           supernet_log=None)
     else:  # only run.json: an interrupted run before any stage finished
         run_dir = make_run(tmp_path, parts)
         for p in ("final.json", "search/pareto.json", "supernet/metrics.jsonl"):
@@ -275,10 +280,10 @@ def test_published_reference_labelled_by_dataset(tmp_path, parts, full, dataset,
     else:  # the Pareto plot (which adds the published points for CIFAR-10) is the only plot needed here
         from crossnas.pipeline import report_plots
 
-        for name in ("plot_components", "plot_layers", "plot_training"):
+        for name in ("plot_components", "plot_layers"):
             monkeypatch.setattr(report_plots, name, lambda *a, **k: None)
-        out = write_report(make_run(tmp_path, parts, dataset=dataset))
-        assert [p.name for p in out["plots"]] == ["pareto.png", "hypervolume.png"]
+        out = write_report(make_run(tmp_path, parts, dataset=dataset, supernet_log="contract"))
+        assert [p.name for p in out["plots"]] == ["pareto.png", "hypervolume.png", "supernet.png"]
     md = out["md"].read_text()
     assert f"- dataset: {dataset}" in md
     sec = section(md, "Published reference")

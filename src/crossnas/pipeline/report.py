@@ -142,17 +142,30 @@ def _config_lines(cfg: dict, search: dict | None) -> list[str]:
         v = cfg.get(k)
         return v if isinstance(v, dict) else {}
 
+    def short(v):
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(map(str, v)) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+        return str(v)
+
     def kv(d, keys):
-        return ", ".join(f"{k}={d[k]}" for k in keys if d.get(k) is not None) or "-"
+        return ", ".join(f"{k}={short(d[k])}" for k in keys if d.get(k) not in (None, {}, [])) or "-"
 
     hw, sp, se = sec("hardware"), sec("space"), sec("search")
     lines = []
+    if sec("data"):
+        lines.append(f"data: {kv(sec('data'), ('name', 'limit', 'val_fraction', 'seed'))}")
     hw_txt = str(hw.get("preset", "-"))
     if hw.get("set"):
         hw_txt += " with " + ", ".join(f"{k}={v}" for k, v in hw["set"].items())
     lines.append(f"hardware: {hw_txt}")
     lines.append(f"space: {sp.get('preset') or sp.get('file') or '-'}")
-    lines.append("search: " + kv(se, ("strategy", "budget", "pop_size", "fidelity", "val_limit", "seed")))
+    lines.append("search: " + kv(se, ("strategy", "mode", "budget", "pop_size", "fidelity", "chips",
+                                      "val_limit", "seed")))
+    if se.get("final_fidelity"):
+        lines.append(f"Pareto front re-scored on the validation split with the {se['final_fidelity']} "
+                     f"simulator over {se.get('final_chips', '?')} chips before selection")
     objs = se.get("objectives") or (search or {}).get("objectives")
     if objs:
         lines.append("objectives: " + ", ".join(f"{k} ({v})" for k, v in objs.items()))
@@ -164,7 +177,7 @@ def _config_lines(cfg: dict, search: dict | None) -> list[str]:
                      f"{search.get('generations', '?')} generations, "
                      f"{len(search.get('pareto') or [])} designs on the Pareto front")
     for key, keys in (("select", ("rule", "k", "metric", "budget")),
-                      ("supernet", ("epochs", "batch_size", "lr")),
+                      ("supernet", ("epochs", "batch_size", "lr", "noise_sigma")),
                       ("retrain", ("epochs", "lr", "noise_sigma")),
                       ("baselines", ("models", "width_mult", "epochs")),
                       ("final", ("test_limit", "seed", "chips", "fidelity"))):

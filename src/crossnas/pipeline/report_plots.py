@@ -51,7 +51,7 @@ def save_png(fig, path: str | os.PathLike) -> Path:
 def _auto_unit(values: Sequence[float], base: str) -> tuple[float, str]:
     """A factor and unit label (J/s family) that keeps the largest value in a readable range."""
     top = max((abs(v) for v in values), default=0.0)
-    for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "u"), (1e9, "n"), (1e12, "p")):
+    for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p")):
         if top * factor >= 1.0:
             return factor, prefix + base
     return 1e12, "p" + base
@@ -144,7 +144,7 @@ def _pareto_test(ax, tested, show_published: bool) -> None:
     ax.set_ylabel("accuracy (%), test subset")
     ax.set_title("final evaluation (test split, mean +- std over chips)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
 
 
 def component_energy(cost: dict) -> dict[str, float]:
@@ -170,7 +170,8 @@ def _ordered(keys, order) -> list[str]:
 
 
 def plot_components(entries: Sequence[dict], path) -> Path | None:
-    """Stacked bars per entry: energy by circuit component; latency by layer type (pipelined one marked)."""
+    """Per entry: energy by circuit component (absolute, then as shares so small networks stay readable) and
+    latency by layer type with the pipelined latency marked."""
     costed = [e for e in entries if (e.get("cost") or {}).get("layers")]
     if not costed:
         return None
@@ -178,32 +179,39 @@ def plot_components(entries: Sequence[dict], path) -> Path | None:
     names = [e.get("name", "?") for e in costed]
     energies = [component_energy(e["cost"]) for e in costed]
     lats = [kind_latency(e["cost"]) for e in costed]
-    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(names) + 5), 4.4))
-    f_e, u_e = _auto_unit([sum(d.values()) for d in energies], "J")
-    bottom = [0.0] * len(names)
+    fig, (ax_e, ax_s, ax_l) = plt.subplots(1, 3, figsize=(max(12.0, 2.2 * len(names) + 7), 4.4))
     cmap = plt.get_cmap("tab10")
-    for i, comp in enumerate(_ordered({k for d in energies for k in d}, COMPONENT_ORDER)):
-        vals = [d.get(comp, 0.0) * f_e for d in energies]
-        ax_e.bar(names, vals, bottom=bottom, label=comp, color=cmap(i % 10))
-        bottom = [b + v for b, v in zip(bottom, vals)]
+    comps = _ordered({k for d in energies for k in d}, COMPONENT_ORDER)
+    totals = [sum(d.values()) for d in energies]
+    f_e, u_e = _auto_unit(totals, "J")
+    _stack(ax_e, names, [[d.get(c, 0.0) * f_e for d in energies] for c in comps], comps, cmap)
     ax_e.set_ylabel(f"energy per inference ({u_e})")
     ax_e.set_title("energy by component")
     ax_e.legend(fontsize=7, ncol=2)
+    _stack(ax_s, names, [[d.get(c, 0.0) / t * PCT if t > 0 else 0.0 for d, t in zip(energies, totals)]
+                         for c in comps], comps, cmap)
+    ax_s.set_ylabel("share of energy (%)")
+    ax_s.set_ylim(0, 100)
+    ax_s.set_title("energy share by component")
     seq = [sum(d.values()) for d in lats]
     pipe = [float(e["cost"].get("totals", {}).get("latency_s", s)) for e, s in zip(costed, seq)]
     f_l, u_l = _auto_unit(seq + pipe, "s")
-    bottom = [0.0] * len(names)
-    for i, kind in enumerate(_ordered({k for d in lats for k in d}, KIND_ORDER)):
-        vals = [d.get(kind, 0.0) * f_l for d in lats]
-        ax_l.bar(names, vals, bottom=bottom, label=kind, color=cmap(i % 10))
-        bottom = [b + v for b, v in zip(bottom, vals)]
+    kinds = _ordered({k for d in lats for k in d}, KIND_ORDER)
+    _stack(ax_l, names, [[d.get(k, 0.0) * f_l for d in lats] for k in kinds], kinds, cmap)
     ax_l.scatter(names, [p * f_l for p in pipe], marker="D", color="k", zorder=4, label="pipelined latency")
     ax_l.set_ylabel(f"latency ({u_l})")
     ax_l.set_title("latency by layer type (stage times, summed)")
     ax_l.legend(fontsize=7)
-    for ax in (ax_e, ax_l):
+    for ax in (ax_e, ax_s, ax_l):
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     return save_png(fig, path)
+
+
+def _stack(ax, names, series, labels, cmap) -> None:
+    bottom = [0.0] * len(names)
+    for i, (vals, label) in enumerate(zip(series, labels)):
+        ax.bar(names, vals, bottom=bottom, label=label, color=cmap(i % 10))
+        bottom = [b + v for b, v in zip(bottom, vals)]
 
 
 def plot_layers(entries: Sequence[dict], path) -> Path | None:
@@ -253,26 +261,49 @@ def plot_hypervolume(hv: Sequence[float], path) -> Path | None:
     return save_png(fig, path)
 
 
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def plot_training(rows: Sequence[dict], path) -> Path | None:
-    """Supernet loss per epoch, with numeric validation metrics (if logged) on a second axis."""
-    pts = [(r["epoch"], float(r["loss"])) for r in rows
-           if isinstance(r.get("epoch"), int | float) and isinstance(r.get("loss"), int | float)]
+    """Supernet loss per epoch (left axis) and accuracies in % (right axis): train accuracy, the mean over
+    the validated subnets with a min-max band (the trainer's `val` list), or accuracies of a `val` dict."""
+    pts = [(r["epoch"], float(r.get("loss", r.get("train_loss")))) for r in rows
+           if _is_num(r.get("epoch")) and _is_num(r.get("loss", r.get("train_loss")))]
     if not pts:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.8, 3.6))
     ax.plot([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss")
-    val_keys = sorted({k for r in rows for k, v in (r.get("val") or {}).items()
-                       if isinstance(v, int | float)})
-    if val_keys:
+    series: dict[str, list[tuple[float, float]]] = {}
+    band: list[tuple[float, float, float]] = []
+    for r in rows:
+        e = r.get("epoch")
+        if not _is_num(e):
+            continue
+        if _is_num(r.get("train_acc")):
+            series.setdefault("train acc", []).append((e, r["train_acc"]))
+        val = r.get("val")
+        if isinstance(val, dict):
+            for k, v in val.items():
+                if _is_num(v) and "acc" in k:
+                    series.setdefault(f"val {k}", []).append((e, v))
+        elif isinstance(val, list):
+            accs = [v["acc"] for v in val if isinstance(v, dict) and _is_num(v.get("acc"))]
+            if accs:
+                band.append((e, min(accs), max(accs)))
+        if _is_num(r.get("val_acc_mean")):
+            series.setdefault("val acc (mean over subnets)", []).append((e, r["val_acc_mean"]))
+    if series or band:
         ax2 = ax.twinx()
-        for i, k in enumerate(val_keys):
-            vp = [(r["epoch"], r["val"][k]) for r in rows
-                  if isinstance((r.get("val") or {}).get(k), int | float) and "epoch" in r]
-            ax2.plot([p[0] for p in vp], [p[1] for p in vp], ls="--", color=f"C{i + 1}", label=f"val {k}")
-        ax2.set_ylabel("validation")
+        for i, (k, vp) in enumerate(series.items()):
+            ax2.plot([p[0] for p in vp], [p[1] * PCT for p in vp], ls="--", color=f"C{i + 1}", label=k)
+        if band:
+            ax2.fill_between([b[0] for b in band], [b[1] * PCT for b in band], [b[2] * PCT for b in band],
+                             color="tab:green", alpha=0.15, label="val acc (subnet min-max)")
+        ax2.set_ylabel("accuracy (%)")
         ax2.legend(loc="center right", fontsize=7)
     ax.set_title("supernet training")
     ax.grid(True, alpha=0.3)
