@@ -8,6 +8,7 @@ computes exactly what `Supernet.forward(x, arch)` computes.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -335,12 +336,13 @@ def _copy_bn(src: nn.BatchNorm2d, dst: nn.BatchNorm2d) -> None:
     dst.load_state_dict(src.state_dict())
 
 
+def _sample_from_space(space: Any, rng: np.random.Generator) -> NetworkArch:
+    g = np.asarray(space.sample(rng, 1))
+    return space.network_arch(g[0] if g.ndim > 1 else g)
+
+
 def _space_sampler(space: Any) -> Callable[[np.random.Generator], NetworkArch] | None:
+    # a partial of a module-level function, not a closure, so the supernet pickles (process pool, Ray)
     if not (hasattr(space, "sample") and hasattr(space, "network_arch")):
         return None
-
-    def sample(rng: np.random.Generator) -> NetworkArch:
-        g = np.asarray(space.sample(rng, 1))
-        return space.network_arch(g[0] if g.ndim > 1 else g)
-
-    return sample
+    return functools.partial(_sample_from_space, space)
