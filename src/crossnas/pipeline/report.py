@@ -396,12 +396,21 @@ def write_report(run_dir: str | Path) -> dict:
     if p is None:
         blocks.append(("p", "No search or final results to plot."))
     else:
-        blocks.append(("p", "Left: every evaluated candidate of the search (validation split, "
-                            "search-time fidelity), coloured by latency; the Pareto front outlined in "
-                            "black; the chosen designs as red stars. Right: final test-split accuracy of the "
-                            "designs (circles) and baselines (squares): PIM accuracy as mean ± std over "
-                            "chips (filled, error bars) and digital quantized accuracy (hollow). EDP in "
-                            "mJ·ms (1 mJ·ms = 1e-6 J·s), log scale."))
+        has_search = bool((search or {}).get("history") or (search or {}).get("pareto"))
+        has_test = any((e.get("test") or {}).get("accuracy_pim") is not None
+                       and _isnum(((e.get("cost") or {}).get("totals") or {}).get("edp_js")) for e in entries)
+        left, right = ("Left", "Right") if has_search and has_test else ("Shown", "Shown")
+        parts = []
+        if has_search:
+            parts.append(f"{left}: every evaluated candidate of the search (validation split, search-time "
+                         "fidelity), coloured by latency; the Pareto front outlined in black; the chosen "
+                         "designs as red stars.")
+        if has_test:
+            parts.append(f"{right}: final test-split accuracy of the designs (circles) and baselines "
+                         "(squares): PIM accuracy as mean ± std over chips (filled, error bars) and digital "
+                         "quantized accuracy (hollow).")
+        parts.append("EDP in mJ·ms (1 mJ·ms = 1e-6 J·s), log scale.")
+        blocks.append(("p", " ".join(parts)))
         add_plot(p, "Pareto front: accuracy vs EDP", blocks)
 
     if entries:
