@@ -162,11 +162,11 @@ def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
 
 
 def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path, backend: Any,
-                progress: bool) -> SearchResult:
+                progress: bool, **override: Any) -> SearchResult:
     from crossnas.search.engine import search
 
     return search(space, evaluator, budget=budget, checkpoint=folder / CHECKPOINT, backend=backend,
-                  progress=progress, log_path=folder / LOG, **cfg.search_kwargs())
+                  progress=progress, log_path=folder / LOG, **{**cfg.search_kwargs(), **override})
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
@@ -207,7 +207,8 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
     `"two-stage"` is the published flow: stage 1 (`out_dir/stage1/`, `cfg.stage1_fraction` of the budget)
     searches the network genes with bits and circuit genes fixed by `stage1_genome`; stage 2
     (`out_dir/stage2/`, the rest of the budget) searches bits and circuit genes for stage 1's winner
-    (`pick_winner`). The result is stage 2's front; its history holds both stages (`stage` 1 or 2).
+    (`pick_winner`); with `fitness: paper-stage1` stage 2 uses `paper-stage2`, as published. The result
+    is stage 2's front; its history holds both stages (`stage` 1 or 2) and `meta["stage1"]` the winner.
     Records carry full-space genomes and keys in both modes.
     """
     from crossnas.search.backends import make_backend
@@ -244,7 +245,10 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
             hist1 = _full_records(r1.history, sub1, 1)
             winner = pick_winner(hist1, cfg)
             sub2 = SubSpace(space, groups["bits"] + groups["circuit"], winner["genome"])
-            r2 = _run_search(sub2, evaluator, cfg, cfg.budget - b1, out / "stage2", backend, progress)
+            # the published flow scores stage 2 with its own weights (0.99 acc - 0.01 L E)
+            fit2 = "paper-stage2" if cfg.fitness == "paper-stage1" else cfg.fitness
+            r2 = _run_search(sub2, evaluator, cfg, cfg.budget - b1, out / "stage2", backend, progress,
+                             fitness=fit2)
             hist2 = _full_records(r2.history, sub2, 2)
             stage1 = {"budget": b1, "n_evaluations": r1.n_evaluations, "generations": r1.generations,
                       "hypervolume": r1.hypervolume, "winner": winner["key"], "winner_arch": winner["arch"],
@@ -259,6 +263,7 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
         if own_backend:
             backend.close()
     result.meta.setdefault("mode", cfg.mode)
+    result.meta["config"] = cfg.model_dump()
     result.to_json(out / "pareto.json")
     result.to_csv(out / "pareto.csv", which="pareto")
     result.to_csv(out / "history.csv", which="history")
