@@ -230,3 +230,23 @@ def test_cli_writes_front_history_and_plots(setup, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(argv + ["--resume", "--workers", "0"]) == 2
     assert "config.search.workers" in capsys.readouterr().err
+
+
+class _Untouchable(torch.utils.data.Dataset):
+    def __len__(self):
+        raise AssertionError("the test split was read during search")
+
+    def __getitem__(self, i):
+        raise AssertionError("the test split was read during search")
+
+
+def test_search_and_reevaluation_never_read_the_test_split(setup, tmp_path):
+    import dataclasses
+
+    space, sn, splits, hw = setup
+    sealed = dataclasses.replace(splits, test=_Untouchable())
+    cfg = SearchConfig(**{**TINY, "budget": 3, "pop_size": 3, "final_chips": 1})
+    res = run_cross_layer_search(space, sn, sealed, hw, cfg, tmp_path, progress=False)
+    ev = make_evaluator(space, sn, sealed, hw, cfg)
+    assert ev.val_set is splits.val and ev.train_set is splits.train
+    assert res.n_evaluations == 3 and res.pareto
