@@ -139,12 +139,15 @@ def make_run(root: Path, parts, *, dataset="digits", baselines=True, hypervolume
 
 
 # ---------------------------------------------------------------- helpers
-def md_table(md: str, first_header: str) -> tuple[list[str], list[list[str]]]:
-    """The markdown table whose first header cell is `first_header`: (headers, rows); '\\|' is unescaped."""
+def md_table(md: str, first_header: str, nth: int = 0) -> tuple[list[str], list[list[str]]]:
+    """The `nth` markdown table whose first header is `first_header`: (headers, rows), escapes undone."""
     lines = md.splitlines()
     split = lambda ln: [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]  # noqa: E731
     for i, ln in enumerate(lines):
-        if ln.startswith("|") and split(ln)[0] == first_header:
+        if ln.startswith("|") and not lines[i - 1].startswith("|") and split(ln)[0] == first_header:
+            if nth:
+                nth -= 1
+                continue
             rows = []
             for row in lines[i + 2:]:
                 if not row.startswith("|"):
@@ -236,9 +239,20 @@ def test_table_lists_every_entry_with_final_numbers(full):
     assert [r[0] for r in rows] == [*STAGES, "total"]
     assert rows[1][2] == "1:02:05 (3725 s)" and rows[1][3] == "2"
     assert rows[-1][2].endswith(f"({61.25 + 3725 + 12.5 + 30 + 8:.0f} s)")
+    assert rows[-2][1] == "running (this report)"
     # retraining before/after
     headers, rows = md_table(section(md, "Retraining"), "name")
     assert rows[0][:2] == ["design-1", "design"] and rows[0][4:] == ["81.23%", "87.34%", "+6.11 pp"]
+    # per-chip accuracies and the validation metrics the designs were chosen by
+    headers, rows = md_table(md, "name", nth=1)
+    chips = {r[0]: r[headers.index("PIM acc. per chip (%)")] for r in rows}
+    assert chips["design-1"] == "91.00, 91.50, 91.20, 91.30, 91.35" and set(chips) == set(by_name)
+    headers, rows = md_table(md, "name", nth=2)
+    designs = [e for e in final["entries"] if e["kind"] == "design"]
+    assert [r[0] for r in rows] == [e["name"] for e in designs]
+    assert [r[1] for r in rows] == [f"{100 * e['val']['accuracy_pim']:.2f}%" for e in designs]
+    cap = section(md, "Pareto front")
+    assert "red stars" in cap and "re-scored at final fidelity" in cap and "Right: final test-split" in cap
 
 
 def test_html_escapes_text(full):

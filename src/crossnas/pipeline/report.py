@@ -85,6 +85,10 @@ def hw_summary(hw: dict | None) -> str:
             f" / {hw.get('dac_bits', '?')}")
 
 
+def _vec(v: Any) -> str:
+    return "(" + ", ".join(f"{float(x):.4g}" for x in v) + ")" if isinstance(v, list | tuple) else str(v)
+
+
 def _dataset_key(name: Any) -> str:
     return str(name or "").lower().replace("-", "").replace("_", "")
 
@@ -203,13 +207,17 @@ def _entries_table(entries: list[dict]) -> list[Block]:
             fmt_num(t.get("edp_js"), rp.MJ_MS), fmt_num(t.get("tops_per_w")), fmt_num(t.get("crossbars")),
         ])
     out: list[Block] = [("h2", "Chosen designs and baselines (test split)"), ("table", headers, rows)]
-    hw_rows = [[e.get("name", "?"), (e.get("hardware") or {}).get("device", "-"),
-                fmt_num((e.get("hardware") or {}).get("variation")),
-                " / ".join(fmt_num(v) for v in (e.get("hardware") or {}).get("stuck_at") or []) or "-",
-                (e.get("cost") or {}).get("hardware") or "-", e.get("design_dir") or "-"] for e in entries]
-    out += [("p", "Device and fault settings of each entry, and where its exported design lives:"),
+    hw_rows = []
+    for e in entries:
+        hw, chips = e.get("hardware") or {}, (e.get("test") or {}).get("per_chip") or []
+        hw_rows.append([e.get("name", "?"), hw.get("device", "-"), fmt_num(hw.get("variation")),
+                        " / ".join(fmt_num(v) for v in hw.get("stuck_at") or []) or "-",
+                        (e.get("cost") or {}).get("hardware") or "-",
+                        ", ".join(f"{100 * float(a):.2f}" for a in chips) or "-", e.get("design_dir") or "-"])
+    out += [("p", "Device and fault settings of each entry, its PIM test accuracy on each chip instance, "
+                  "and where its exported design lives:"),
             ("table", ["name", "device", "variation (rel.)", "stuck-at (off / on)", "hardware",
-                       "design folder"], hw_rows)]
+                       "PIM acc. per chip (%)", "design folder"], hw_rows)]
     val_rows = [[e.get("name", "?"), fmt_pct((e.get("val") or {}).get("accuracy_pim")),
                  fmt_num((e.get("val") or {}).get("edp_js"), rp.MJ_MS), fmt_pct(test.get("accuracy_pim"))]
                 for e in entries if e.get("val") for test in [e.get("test") or {}]]
@@ -249,7 +257,10 @@ def _wall_table(run: dict) -> list[Block]:
         st = stages[s] or {}
         w = st.get("wall_s")
         total += float(w) if _isnum(w) else 0.0
-        rows.append([s, st.get("status", "-"), fmt_duration(w), str(st.get("runs", "-"))])
+        status = st.get("status", "-")
+        if s == "report" and status == "running":
+            status = "running (this report)"
+        rows.append([s, status, fmt_duration(w), str(st.get("runs", "-"))])
     rows.append(["total", "", fmt_duration(total), ""])
     return [("h2", "Wall time per stage"),
             ("p", "Summed over resumed runs; 'runs' counts how many times a stage was started."),
@@ -390,8 +401,9 @@ def write_report(run_dir: str | Path) -> dict:
     blocks = _header(run, name, final, search, dataset)
 
     blocks.append(("h2", "Pareto front"))
+    chosen = _chosen_points(entries, search)
     p = rp.plot_pareto((search or {}).get("history") or [], (search or {}).get("pareto") or [],
-                       _chosen_points(entries, search), entries, plot_dir / "pareto.png",
+                       chosen, entries, plot_dir / "pareto.png",
                        show_published=_dataset_key(dataset) == REFERENCE_DATASET)
     if p is None:
         blocks.append(("p", "No search or final results to plot."))
@@ -402,9 +414,12 @@ def write_report(run_dir: str | Path) -> dict:
         left, right = ("Left", "Right") if has_search and has_test else ("Shown", "Shown")
         parts = []
         if has_search:
+            rescored = any(r.get("search_metrics") for r in (search or {}).get("pareto") or [])
             parts.append(f"{left}: every evaluated candidate of the search (validation split, search-time "
-                         "fidelity), coloured by latency; the Pareto front outlined in black; the chosen "
-                         "designs as red stars.")
+                         "fidelity), coloured by latency; the Pareto front outlined in black"
+                         + ("; black diamonds: the front re-scored at final fidelity" if rescored else "")
+                         + ("; the chosen designs as red stars at the validation metrics they were selected "
+                            "by" if chosen else "") + ".")
         if has_test:
             parts.append(f"{right}: final test-split accuracy of the designs (circles) and baselines "
                          "(squares): PIM accuracy as mean ± std over chips (filled, error bars) and digital "
@@ -448,9 +463,12 @@ def write_report(run_dir: str | Path) -> dict:
     if p is None:
         blocks.append(("p", "No hypervolume history recorded."))
     else:
+        ideal, ref = (search or {}).get("hv_ideal"), (search or {}).get("hv_ref")
+        where = (f" (ideal {_vec(ideal)}, reference {_vec(ref)}, in minimisation form: maximised objectives "
+                 "negated)" if ideal and ref else "")
         blocks.append(("p", "Hypervolume of the feasible validation-split front after each generation, "
-                            "in objective space normalised by the first population's ideal point and a "
-                            "reference point beyond its nadir (higher is better)."))
+                            "in objective space normalised so that the ideal point maps to 0 and the "
+                            f"reference point to 1{where}; higher is better."))
         add_plot(p, "hypervolume per generation", blocks)
 
     p = rp.plot_training(train_rows, plot_dir / "supernet.png")

@@ -71,24 +71,26 @@ def plot_pareto(history: Sequence[dict], pareto: Sequence[dict], chosen: Sequenc
     nothing to draw."""
     hist = [m for m in (r.get("metrics") for r in history)
             if _num(m, "accuracy_pim") is not None and _num(m, "edp_js") is not None]
-    front = [m for m in (r.get("search_metrics") or r.get("metrics") for r in pareto)
-             if _num(m, "accuracy_pim") is not None and _num(m, "edp_js") is not None]
+    ok = lambda m: _num(m, "accuracy_pim") is not None and _num(m, "edp_js") is not None  # noqa: E731
+    # the front as found in the loop (same fidelity as the cloud), and its re-scoring where there is one
+    front = [m for m in (r.get("search_metrics") or r.get("metrics") for r in pareto) if ok(m)]
+    rescored = [r["metrics"] for r in pareto if r.get("search_metrics") and ok(r.get("metrics"))]
     tested = [e for e in entries if (e.get("test") or {}).get("accuracy_pim") is not None
               and _num((e.get("cost") or {}).get("totals"), "edp_js")]
-    panels = [p for p, ok in (("search", hist or front), ("test", tested)) if ok]
+    panels = [p for p, have in (("search", hist or front), ("test", tested)) if have]
     if not panels:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "search":
-            _pareto_search(fig, ax, hist, front, chosen)
+            _pareto_search(fig, ax, hist, front, rescored, chosen)
         else:
             _pareto_test(ax, tested, show_published)
     return save_png(fig, path)
 
 
-def _pareto_search(fig, ax, hist, front, chosen) -> None:
+def _pareto_search(fig, ax, hist, front, rescored, chosen) -> None:
     if hist:
         lat = [_num(m, "latency_s") for m in hist]
         c = [v * MS for v in lat] if all(v is not None for v in lat) else None
@@ -102,6 +104,9 @@ def _pareto_search(fig, ax, hist, front, chosen) -> None:
         ax.step(xs, ys, where="post", color="k", lw=0.9, zorder=3)
         ax.scatter(xs, ys, s=36, facecolors="none", edgecolors="k", linewidths=1.2, zorder=4,
                    label="Pareto front")
+    if rescored:
+        ax.scatter([m["edp_js"] * MJ_MS for m in rescored], [m["accuracy_pim"] * PCT for m in rescored],
+                   marker="D", s=16, color="k", zorder=4, label="front re-scored")
     for i, ch in enumerate(chosen):
         x, y = ch["edp_js"] * MJ_MS, ch["accuracy_pim"] * PCT
         ax.scatter([x], [y], marker="*", s=180, color="crimson", edgecolors="k", linewidths=0.6, zorder=5,
