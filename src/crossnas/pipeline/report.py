@@ -373,7 +373,8 @@ def render_html(blocks: list[Block], title: str) -> str:
             data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
             out.append(f'<figure><img alt="{e(b[2])}" src="data:image/png;base64,{data}"></figure>')
     out += ["</body>", "</html>", ""]
-    return "\n".join(out)
+    # pure ASCII (non-ASCII as character references): correct whatever encoding the file is read with
+    return "\n".join(out).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 # ---------------------------------------------------------------- entry point

@@ -22,18 +22,24 @@ COMPONENT_ORDER = ("array", "dac", "adc", "shift_add", "digital", "buffer", "int
 KIND_ORDER = ("conv", "linear", "pool", "act", "add")
 
 
-def _plt():
+def _subplots(*args, figsize, **kw):
+    """A figure on the Agg canvas without pyplot: no global backend switch, nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*args, **kw)
+
+
+def _cmap(name: str):
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:
     """tight_layout, write to a hidden temp file beside `path`, then rename over it (atomic)."""
-    plt = _plt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -42,7 +48,6 @@ def save_png(fig, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, dpi=100, format="png")
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if tmp.exists():
             tmp.unlink()
     return path
@@ -80,8 +85,7 @@ def plot_pareto(history: Sequence[dict], pareto: Sequence[dict], chosen: Sequenc
     panels = [p for p, have in (("search", hist or front), ("test", tested)) if have]
     if not panels:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    fig, axes = _subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "search":
             _pareto_search(fig, ax, hist, front, rescored, chosen)
@@ -180,12 +184,11 @@ def plot_components(entries: Sequence[dict], path) -> Path | None:
     costed = [e for e in entries if (e.get("cost") or {}).get("layers")]
     if not costed:
         return None
-    plt = _plt()
     names = [e.get("name", "?") for e in costed]
     energies = [component_energy(e["cost"]) for e in costed]
     lats = [kind_latency(e["cost"]) for e in costed]
-    fig, (ax_e, ax_s, ax_l) = plt.subplots(1, 3, figsize=(max(12.0, 2.2 * len(names) + 7), 4.4))
-    cmap = plt.get_cmap("tab10")
+    fig, (ax_e, ax_s, ax_l) = _subplots(1, 3, figsize=(max(12.0, 2.2 * len(names) + 7), 4.4))
+    cmap = _cmap("tab10")
     comps = _ordered({k for d in energies for k in d}, COMPONENT_ORDER)
     totals = [sum(d.values()) for d in energies]
     f_e, u_e = _auto_unit(totals, "J")
@@ -224,11 +227,10 @@ def plot_layers(entries: Sequence[dict], path) -> Path | None:
     costed = [e for e in entries if (e.get("cost") or {}).get("layers")]
     if not costed:
         return None
-    plt = _plt()
     n_max = max(len(e["cost"]["layers"]) for e in costed)
-    fig, axes = plt.subplots(len(costed), 2, figsize=(max(9.0, 0.35 * n_max + 5), 3.4 * len(costed)),
+    fig, axes = _subplots(len(costed), 2, figsize=(max(9.0, 0.35 * n_max + 5), 3.4 * len(costed)),
                              squeeze=False)
-    cmap = plt.get_cmap("tab10")
+    cmap = _cmap("tab10")
     for (ax_e, ax_l), e in zip(axes, costed):
         layers = e["cost"]["layers"]
         labels = [f"{ly.get('name', i)} {ly.get('kind', '')}".strip() for i, ly in enumerate(layers)]
@@ -256,8 +258,7 @@ def plot_layers(entries: Sequence[dict], path) -> Path | None:
 def plot_hypervolume(hv: Sequence[float], path) -> Path | None:
     if not hv:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = _subplots(figsize=(5.5, 3.6))
     ax.plot(range(1, len(hv) + 1), list(hv), marker="o", ms=3)
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume (normalised)")
@@ -277,8 +278,7 @@ def plot_training(rows: Sequence[dict], path) -> Path | None:
            if _is_num(r.get("epoch")) and _is_num(r.get("loss", r.get("train_loss")))]
     if not pts:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.8, 3.6))
+    fig, ax = _subplots(figsize=(5.8, 3.6))
     ax.plot([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss")
