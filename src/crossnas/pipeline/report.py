@@ -114,8 +114,8 @@ def _header(run: dict, name: str, final: dict | None, search: dict | None, datas
     cfg = run.get("config") or {}
     blocks: list[Block] = [("h1", f"crossnas run report: {name}")]
     vers = run.get("versions") or {}
-    created = run.get("created") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [f"dataset: {dataset or '-'}", f"report written: {created}",
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"dataset: {dataset or '-'}", f"report written: {now}",
              "versions: " + (", ".join(f"{k} {v}" for k, v in vers.items()) or "-"),
              f"device: {run.get('device', '-')}"]
     if run.get("seeds"):
