@@ -348,3 +348,12 @@ def test_module_level_imports_stay_light(mod):
     top += [n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module]
     assert top and not [m for m in top if m.split(".")[0] in ("matplotlib", "torch")]
     assert not [m for m in top if m.startswith("crossnas.") and not m.startswith("crossnas.pipeline")]
+
+
+def test_damaged_json_is_named(tmp_path, parts):
+    from crossnas.errors import CrossnasError
+
+    run_dir = make_run(tmp_path, parts, supernet_log=None)
+    (run_dir / "final.json").write_text('{"entries": [')
+    with pytest.raises(CrossnasError, match="final.json is not valid JSON"):
+        write_report(run_dir)

@@ -14,13 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crossnas.errors import CrossnasError
 from crossnas.pipeline import report_plots as rp
 from crossnas.pipeline.references import PUBLISHED, REFERENCE_DATASET
 
 STAGE_ORDER = ("supernet", "search", "retrain", "baselines", "final", "report")
 PLOT_NAMES = ("pareto.png", "components.png", "layers.png", "hypervolume.png", "supernet.png")
 
-Block = tuple  # ("h1"|"h2"|"p", text) | ("ul", [text]) | ("table", headers, rows) | ("img", path, alt)
+# ("h1"|"h2"|"p", text) | ("ul", [text]) | ("table", headers, rows) | ("img", png path, alt, path in the md)
+Block = tuple
 
 
 # ---------------------------------------------------------------- formatting
@@ -95,7 +97,12 @@ def _dataset_key(name: Any) -> str:
 
 # ---------------------------------------------------------------- loading
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:  # written atomically, so this is damage worth reporting, not hiding
+        raise CrossnasError(f"report: {path} is not valid JSON ({e})") from None
 
 
 def _read_jsonl(path: Path) -> list[dict]:
