@@ -51,7 +51,12 @@ class CrossLayerEvaluator:
             gen = torch.Generator().manual_seed(self.seed)
             self._loaders[which] = DataLoader(ds, batch_size=self.batch_size, shuffle=which == "train",
                                               generator=gen)
-        return self._loaders[which]
+        loader = self._loaders[which]
+        if which == "train":
+            # the same batches for every candidate, whatever this process evaluated before: the local
+            # backend, a process pool and long-lived Ray actors then score a candidate identically
+            loader.generator.manual_seed(self.seed)
+        return loader
 
     def build(self, decoded: dict[str, Any]):
         """The candidate's module (BN recalibrated) and hardware config."""

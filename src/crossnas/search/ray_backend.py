@@ -182,16 +182,15 @@ class RayBackend(EvaluatorBackend):
             results: list[list | None] = [None] * len(chunks)
             tries = [0] * len(chunks)
             pending = {self._actors[i].run.remote(key, holder, c): i for i, c in enumerate(chunks)}
-            while pending:
+            failure: BaseException | None = None
+            while pending and failure is None:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 i = pending.pop(done[0])
                 try:
                     results[i] = ray.get(done[0])
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
-                    if isinstance(cause, Exception):
-                        raise cause from None  # the evaluator's own error, as if run locally
-                    raise
+                    failure = cause if isinstance(cause, Exception) else e
                 except dead as e:
                     tries[i] += 1
                     if tries[i] > self.max_retries:
@@ -200,9 +199,20 @@ class RayBackend(EvaluatorBackend):
                             f"actors ({type(e).__name__}); {RESUME_HINT}") from None
                     self._replace(i)
                     pending[self._actors[i].run.remote(key, holder, chunks[i])] = i
-        except (ray.exceptions.RaySystemError, ray.exceptions.LocalRayletDiedError, ConnectionError) as e:
+        except (ray.exceptions.LocalRayletDiedError, ConnectionError) as e:
             raise CrossnasError(f"backend ray: lost the Ray cluster ({type(e).__name__}: {e}); "
                                 f"{RESUME_HINT}") from None
+        except ray.exceptions.RaySystemError as e:
+            raise CrossnasError(f"backend ray: Ray failed ({e}); {RESUME_HINT}") from None
+        if failure is not None:
+            for ref in pending:  # collect the other chunks, so Ray does not report them as unhandled
+                try:
+                    ray.get(ref)
+                except Exception:  # noqa: BLE001 - only the first error is reported
+                    pass
+            # the evaluator's own error, as if it had run locally (RaySystemError: it could not be
+            # deserialised on the worker, e.g. a module that is not installed there)
+            raise failure
         out: list[dict[str, Any]] = []
         for r in results:
             out.extend(r or [])
