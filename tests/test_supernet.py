@@ -187,6 +187,17 @@ def test_resume_equivalence(tmp_path):
     assert len(lines[1]["val"]) == 2 and "train_loss" in lines[1]
 
 
+def test_amp_is_ignored_on_cpu(tmp_path):
+    runs = []
+    for amp in (False, True):
+        net = _net(5)
+        hist = train_supernet(net, _splits(), _cfg(1, amp=amp), tmp_path / str(amp), progress=False)
+        runs.append((net.state_dict(), hist))
+    (sa, ha), (sb, hb) = runs
+    assert ha == hb and sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], _net(5).state_dict()[k]) for k in sa)  # training did move weights
+
+
 def test_nan_loss_stops_and_keeps_checkpoint(tmp_path):
     net = _net()
     train_supernet(net, _splits(), _cfg(1), tmp_path, progress=False)

@@ -43,6 +43,7 @@ class SupernetTrainConfig(BaseModel):
     bn_recal_batches: int = Field(0, ge=0)
     val_subnets: int = Field(3, ge=0)
     grad_clip: float = Field(5.0, ge=0)  # max gradient norm per step; 0 disables
+    amp: bool = False  # bfloat16 autocast for the training forward pass on CUDA; no effect on CPU
 
 
 def _as_dataset(obj: Any) -> Dataset:
@@ -139,6 +140,8 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     sampler = np.random.default_rng(cfg.seed)
+    # bf16 needs no loss scaling; CPU runs ignore the flag so they stay bit-identical to amp=False
+    use_amp = cfg.amp and dev.type == "cuda"
     start = 0
     ckpt_path = out / CHECKPOINT
     if resume:
@@ -174,8 +177,9 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
                 arch = supernet.sample_arch(sampler)
-                logits = supernet(x, arch)
-                loss = F.cross_entropy(logits, y)
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    logits = supernet(x, arch)
+                    loss = F.cross_entropy(logits, y)
                 if not torch.isfinite(loss):
                     kept = (f"last good checkpoint kept at {ckpt_path}" if ckpt_path.exists()
                             else "no checkpoint written yet")
