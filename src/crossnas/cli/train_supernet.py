@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("config", type=Path, help="YAML with data / space / supernet sections")
     p.add_argument("--out", type=Path, required=True, help="output directory (checkpoint, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="override supernet.device")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="override supernet.device (default: the config's value, auto when unset)")
     p.add_argument("--no-progress", action="store_true")
 
 
