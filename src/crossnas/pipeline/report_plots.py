@@ -94,6 +94,14 @@ def plot_pareto(history: Sequence[dict], pareto: Sequence[dict], chosen: Sequenc
     return save_png(fig, path)
 
 
+def _label(ax, text: str, xy, i: int) -> None:
+    """Labels take turns around their markers (right-up, right-down, left-up, left-down), so the labels of
+    nearby points do not print over each other."""
+    dx, dy = ((7, 4), (7, -11), (-7, 4), (-7, -11))[i % 4]
+    ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha="left" if dx > 0 else "right",
+                fontsize=8)
+
+
 def _pareto_search(fig, ax, hist, front, rescored, chosen) -> None:
     if hist:
         lat = [_num(m, "latency_s") for m in hist]
@@ -115,7 +123,7 @@ def _pareto_search(fig, ax, hist, front, rescored, chosen) -> None:
         x, y = ch["edp_js"] * MJ_MS, ch["accuracy_pim"] * PCT
         ax.scatter([x], [y], marker="*", s=180, color="crimson", edgecolors="k", linewidths=0.6, zorder=5,
                    label="chosen" if i == 0 else None)
-        ax.annotate(ch["name"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        _label(ax, ch["name"], (x, y), i)
     ax.set_xscale("log")
     ax.set_xlabel("EDP (mJ x ms, log scale)")
     ax.set_ylabel("PIM accuracy (%), validation")
@@ -127,7 +135,7 @@ def _pareto_search(fig, ax, hist, front, rescored, chosen) -> None:
 def _pareto_test(ax, tested, show_published: bool) -> None:
     styles = {"design": dict(marker="o", color="tab:blue"), "baseline": dict(marker="s", color="tab:orange")}
     seen = set()
-    for e in tested:
+    for i, e in enumerate(tested):
         kind = e.get("kind", "design")
         st = styles.get(kind, dict(marker="^", color="tab:gray"))
         x = e["cost"]["totals"]["edp_js"] * MJ_MS
@@ -141,7 +149,7 @@ def _pareto_test(ax, tested, show_published: bool) -> None:
                        label="digital (quantized), test" if "dig" not in seen else None, zorder=3)
             seen.add("dig")
         seen.add(kind)
-        ax.annotate(e.get("name", "?"), (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
+        _label(ax, e.get("name", "?"), (x, y), i)
     if show_published:
         for i, p in enumerate(PUBLISHED):
             ax.scatter([p["edp_mj_ms"]], [p["accuracy_pim"] * PCT], marker="x", color="dimgray", zorder=3,
@@ -233,7 +241,9 @@ def plot_layers(entries: Sequence[dict], path) -> Path | None:
     cmap = _cmap("tab10")
     for (ax_e, ax_l), e in zip(axes, costed):
         layers = e["cost"]["layers"]
-        labels = [f"{ly.get('name', i)} {ly.get('kind', '')}".strip() for i, ly in enumerate(layers)]
+        # module names like "blocks.0.conv1" say what they are; bare indices ("0") get their type
+        labels = [f"{ly.get('name', i)} {ly.get('kind', '')}".strip() if str(ly.get("name", i)).isdigit()
+                  else str(ly.get("name")) for i, ly in enumerate(layers)]
         x = list(range(len(layers)))
         comps = _ordered({k for ly in layers for k in (ly.get("energy_breakdown") or {})}, COMPONENT_ORDER)
         f_e, u_e = _auto_unit([float(ly.get("energy_j", 0.0)) for ly in layers], "J")
