@@ -131,15 +131,19 @@ def _header(run: dict, name: str, final: dict | None, search: dict | None, datas
     blocks.append(("h2", "Configuration"))
     blocks.append(("ul", _config_lines(cfg, search)))
     if final:
-        sub = final.get("test_subset") or {}
-        n = sub.get("n")
-        of = f" of {sub['of']}" if sub.get("of") else ""
-        where = (f"a held-out subset of {n}{of} test images (seed {sub.get('seed', '-')})" if n
-                 else "the held-out test images")
+        sub, split = final.get("test_subset") or {}, final.get("split", "test")
+        n, of = sub.get("n"), sub.get("of")
+        if n and of and n >= of:
+            where = f"all {n} images of the held-out {split} split"
+        elif n:
+            where = (f"a fixed subset of {n}{f' of the {of}' if of else ''} images of the held-out {split} "
+                     f"split (seed {sub.get('seed', '-')})")
+        else:
+            where = f"the held-out {split} split"
         blocks.append(("p", (
             f"How to read the numbers: the Pareto front was searched and the designs were chosen on the "
-            f"validation split only. The final numbers are measured on {where} of the "
-            f"{final.get('split', 'test')} split, over {final.get('chips', '?')} chip instances "
+            f"validation split only. The final numbers are measured on {where}, over "
+            f"{final.get('chips', '?')} chip instances "
             f"(device variation and stuck-at faults as configured) with the "
             f"{final.get('fidelity', 'exact')} simulator. Every design and baseline sees the same images.")))
     else:
