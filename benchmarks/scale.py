@@ -6,17 +6,18 @@ Evaluators:
   cheap       ~20 ms of single-thread torch matmuls per candidate (compute-bound, like a real evaluator,
               unlike a sleep).
   noop        returns a constant; its wall time per candidate is pure scheduling overhead.
-For each backend and worker count: one untimed warm-up batch (starts workers, ships the evaluator), then
-`--rounds` timed `map` calls of `--batch` candidates each, as the search engine issues one per
-generation. `overhead_ms_per_candidate` = (wall time - evaluation time on the critical path) per
-candidate, with the noop evaluator, Ray, 2 actors, batches of `--noop-batch`; the same quantity with the
-crosslayer evaluator is reported alongside (goal < 5 ms). `speedup_2_workers` = candidates/s of Ray with 2
-actors over Ray with 1 actor, crosslayer evaluator (goal >= 1.5 on a 2-core machine).
+For each backend and worker count: one untimed warm-up batch (ships the evaluator), then `--rounds`
+timed `map` calls of `--batch` candidates each, as the search engine issues one per generation.
+`overhead_ms_per_candidate` = (wall time - evaluation time on the critical path) per candidate, with the
+noop evaluator, Ray, 2 actors, batches of `--noop-batch`; the same quantity with the crosslayer
+evaluator is reported alongside (goal < 5 ms). `speedup_2_workers` = candidates/s of Ray with 2 actors
+over Ray with 1 actor, crosslayer evaluator (goal >= 1.5 on a 2-core machine).
 
 The machine this runs on may be shared: the load average before and after is recorded; rerun with
-`--repeats 3` (best of) when it is noisy.
+more `--rounds` when it is noisy. All four configurations stay alive and take turns round by round, so
+a change in background load affects 1 and 2 workers alike.
 
-Usage: python benchmarks/scale.py [--json out.json] [--rounds 3] [--batch 8] [--repeats 1]
+Usage: python benchmarks/scale.py [--json out.json] [--rounds 4] [--batch 8]
 """
 
 from __future__ import annotations
@@ -75,31 +76,22 @@ def crosslayer():
     return space, ev
 
 
-def measure(backend, evaluate, archs, rounds):
-    """(candidates/s, overhead ms/candidate) over `rounds` maps of `archs` after one warm-up map."""
-    timed = Timed(evaluate)
-    backend.map(timed, archs)  # warm-up: workers hold the evaluator; timed rounds send only archs
-    wall = crit = 0.0
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        res = backend.map(timed, archs)
-        w = time.perf_counter() - t0
-        spans = {(r["_t0"], r["_t1"]) for r in res}
-        wall += w
-        crit += max(t1 - t0 for t0, t1 in spans)
-    n = rounds * len(archs)
-    return n / wall, 1e3 * max(wall - crit, 0.0) / n
+def timed_map(backend, timed, archs):
+    """(wall s, evaluation s on the critical path) of one map."""
+    t0 = time.perf_counter()
+    res = backend.map(timed, archs)
+    wall = time.perf_counter() - t0
+    return wall, max(t1 - t0 for t0, t1 in {(r["_t0"], r["_t1"]) for r in res})
 
 
-def make(kind, workers):
-    from crossnas.search import ProcessPoolBackend
-    from crossnas.search.ray_backend import RayBackend
-
-    return RayBackend(actors=workers) if kind == "ray" else ProcessPoolBackend(workers)
+CONFIGS = (("ray", 1), ("ray", 2), ("process", 1), ("process", 2))
 
 
 def run(args):
     import ray
+
+    from crossnas.search import ProcessPoolBackend
+    from crossnas.search.ray_backend import RayBackend
 
     torch.set_num_threads(1)
     space, ev = crosslayer()
@@ -107,25 +99,34 @@ def run(args):
     cl_archs = [space.decode(g) for g in space.sample(rng, args.batch)]
     cheap_archs = [{"i": i} for i in range(4 * args.batch)]
     noop_archs = [{"i": i} for i in range(args.noop_batch)]
-    # one local Ray for every configuration; each RayBackend joins it and starts its own actors
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # every configuration is alive at once and they take turns round by round, so load from other
+    # processes on a shared machine hits 1 and 2 workers alike; idle actors cost no CPU, hence 3 logical
+    # CPUs for the 1 + 2 actors on 2 cores
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    backends = {}
     rows = []
     try:
-        for kind in ("ray", "process"):
-            for workers in (1, 2):
-                b = make(kind, workers)
-                try:
-                    for name, fn, archs, rounds in (("crosslayer", ev, cl_archs, args.rounds),
-                                                    ("cheap", cheap, cheap_archs, args.rounds),
-                                                    ("noop", noop, noop_archs, 5 * args.rounds)):
-                        best = max((measure(b, fn, archs, rounds) for _ in range(args.repeats)),
-                                   key=lambda r: r[0])
-                        rows.append({"backend": kind, "workers": workers, "evaluator": name,
-                                     "batch": len(archs), "candidates_per_s": best[0],
-                                     "overhead_ms_per_candidate": best[1]})
-                finally:
-                    b.close()
+        for kind, w in CONFIGS:
+            backends[kind, w] = RayBackend(actors=w) if kind == "ray" else ProcessPoolBackend(w)
+        for name, fn, archs, rounds in (("crosslayer", ev, cl_archs, args.rounds),
+                                        ("cheap", cheap, cheap_archs, args.rounds),
+                                        ("noop", noop, noop_archs, 5 * args.rounds)):
+            timed = Timed(fn)
+            for b in backends.values():
+                b.map(timed, archs)  # warm-up: workers hold the evaluator; timed rounds send only archs
+            per = {c: [] for c in CONFIGS}
+            for _ in range(rounds):
+                for c in CONFIGS:
+                    per[c].append(timed_map(backends[c], timed, archs))
+            for (kind, w), ms in per.items():
+                wall, crit = sum(m[0] for m in ms), sum(m[1] for m in ms)
+                n = len(ms) * len(archs)
+                rows.append({"backend": kind, "workers": w, "evaluator": name, "batch": len(archs),
+                             "candidates_per_s": n / wall,
+                             "overhead_ms_per_candidate": 1e3 * max(wall - crit, 0.0) / n})
     finally:
+        for b in backends.values():
+            b.close()
         ray.shutdown()
     return rows
 
@@ -138,10 +139,9 @@ def pick(rows, backend, workers, evaluator, key):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=None)
-    ap.add_argument("--rounds", type=int, default=3, help="timed maps per configuration")
+    ap.add_argument("--rounds", type=int, default=4, help="timed maps per configuration")
     ap.add_argument("--batch", type=int, default=8, help="crosslayer candidates per map (cheap: 4x)")
     ap.add_argument("--noop-batch", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=1, help="best of this many measurements")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     rows = run(args)
