@@ -101,7 +101,10 @@ class RayBackend(EvaluatorBackend):
                 try:
                     ray.init(address=address, **kw)
                 except (ConnectionError, RuntimeError, TimeoutError) as e:
-                    raise CrossnasError(f"address: cannot connect to Ray at {address!r}: {e}") from None
+                    raise CrossnasError(
+                        f"address: cannot connect to Ray at {address!r}: {e}; a cluster with token "
+                        f"authentication (the default for `ray start` since Ray 2.59) needs "
+                        f"RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
             else:
                 kw.setdefault("num_cpus", (actors or os.cpu_count() or 1) * self.threads)
                 ray.init(**kw)
