@@ -98,6 +98,7 @@ class _Pipeline:
             from crossnas.supernet import Supernet
 
             s = self.splits
+            torch.manual_seed(self.cfg.supernet.seed)  # initial weights must not depend on what ran before
             self._supernet = Supernet.from_space(self.space, s.in_channels, s.num_classes, s.input_size)
         return self._supernet
 

@@ -17,6 +17,11 @@ from crossnas.errors import CrossnasError
 from crossnas.search.store import atomic_write
 
 STAGES = ("supernet", "search", "retrain", "baselines", "final", "report")
+# the first stage that reads each config section: on --resume a section may change only while that
+# stage has not started (device may always change; name is a label)
+FIRST_READER = {"data": "supernet", "space": "supernet", "supernet": "supernet", "hardware": "search",
+                "search": "search", "select": "retrain", "retrain": "retrain", "baselines": "baselines",
+                "final": "final"}
 
 
 def software_versions() -> dict[str, str]:
@@ -52,10 +57,17 @@ class RunState:
                                     "or choose another folder")
             data = json.loads(path.read_text())
             old = data.get("config", {})
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            if changed:
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k)
+                             and k not in ("device", "name"))
+            locked = [k for k in changed if data["stages"][FIRST_READER.get(k, "supernet")]["runs"] > 0]
+            if locked:
                 raise CrossnasError(f"--resume: the config differs from the one {run_dir} was started with "
-                                    f"in {', '.join(changed)}; start a new run folder instead")
+                                    f"in {', '.join(locked)}, which stages already run have used; "
+                                    "start a new run folder instead")
+            if changed:
+                data.setdefault("config_changes", []).append(
+                    {"sections": changed, "before": {k: old.get(k) for k in changed}})
+                data["config"] = config
             st = cls(run_dir, data)
         else:
             stages = {s: {"status": "pending", "wall_s": 0.0, "runs": 0} for s in STAGES}
