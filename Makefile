@@ -16,10 +16,8 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	mkdir -p runs/demo
-	$(VENV)/bin/crossnas evaluate --model vgg8 --input 3x32x32 --hardware mnsim-default \
-		--json runs/demo/cost.json --plot runs/demo/breakdown.png
-	@echo "results in runs/demo"
+	rm -rf runs/demo
+	$(VENV)/bin/crossnas run demo --out runs/demo
 
 test: venv
 	$(VENV)/bin/ruff check src tests benchmarks
