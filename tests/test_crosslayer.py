@@ -1,5 +1,8 @@
 """The cross-layer evaluator joins supernet, simulator and cost model into one search."""
 
+import functools
+import tempfile
+
 import numpy as np
 import torch
 
@@ -9,18 +12,31 @@ from crossnas.search import search
 from crossnas.search.crosslayer import CrossLayerEvaluator
 from crossnas.space import get_space_preset
 from crossnas.supernet import Supernet
+from crossnas.supernet.train import SupernetTrainConfig, train_supernet
 
 torch.set_num_threads(1)
 
 
-def _evaluator():
+@functools.cache
+def _trained():
+    """One epoch of training: an untrained supernet's quantizers output zeros, so every candidate would
+    score the same and nothing below could fail."""
     splits = load_dataset("digits", seed=0, limit=400)
     space = get_space_preset("demo", input_size=splits.input_size)
     torch.manual_seed(0)
     sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
+    cfg = SupernetTrainConfig(epochs=1, batch_size=64, lr=0.05, val_subnets=0, device="cpu")
+    with tempfile.TemporaryDirectory() as d:
+        train_supernet(sn, splits, cfg, d, progress=False)
+    return splits, space, sn
+
+
+def _evaluator(**kw):
+    splits, space, sn = _trained()
     shape = (splits.in_channels, splits.input_size, splits.input_size)
+    kw = {"fidelity": "fast", "val_limit": 60, "bn_batches": 2, **kw}
     return space, CrossLayerEvaluator(space, sn, splits.train, splits.val, load_hardware("mnsim-default"),
-                                      shape, fidelity="fast", val_limit=60, bn_batches=2)
+                                      shape, **kw)
 
 
 def test_metrics_follow_the_candidate_hardware():
@@ -43,3 +59,22 @@ def test_joint_search_front_is_nondominated():
     pts = [(r["metrics"]["accuracy_pim"], r["metrics"]["edp_js"]) for r in res.pareto]
     for a in pts:
         assert not any(b[0] >= a[0] and b[1] <= a[1] and b != a for b in pts)
+
+
+def _bn_stats(net):
+    return [(m.running_mean.clone(), m.running_var.clone()) for m in net.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_candidates_do_not_depend_on_what_was_evaluated_before():
+    small = {"bn_batches": 1, "calib_batches": 1, "batch_size": 16}  # other batches, other statistics
+    space, ev = _evaluator(**small)
+    a, b, c = (space.decode(g) for g in space.sample(np.random.default_rng(1), 3))
+    first_stats, first = _bn_stats(ev.build(a)[0]), ev([a])[0]
+    _, used = _evaluator(**small)
+    used([b, c])
+    again = _bn_stats(used.build(a)[0])
+    assert all(torch.equal(x, y) for p, q in zip(first_stats, again) for x, y in zip(p, q))
+    assert used([a])[0] == first
+    _, other_seed = _evaluator(**small, seed=1)  # the statistics do depend on the batches
+    assert not all(torch.equal(p[0], q[0]) for p, q in zip(first_stats, _bn_stats(other_seed.build(a)[0])))

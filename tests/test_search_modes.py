@@ -18,6 +18,7 @@ from crossnas.search.problem import objective_matrix
 from crossnas.search.result import nondominated
 from crossnas.space import get_space_preset
 from crossnas.supernet import Supernet
+from crossnas.supernet.train import SupernetTrainConfig, train_supernet
 
 torch.set_num_threads(1)
 TINY = {"budget": 8, "pop_size": 4, "seed": 0, "val_limit": 48, "bn_batches": 1, "calib_batches": 1,
@@ -36,11 +37,14 @@ class CountingBackend(LocalBackend):
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(tmp_path_factory):
+    """Digits demo space and a supernet trained for one epoch (untrained, every candidate scores alike)."""
     splits = load_dataset("digits", seed=0, limit=300)
     space = get_space_preset("demo", input_size=splits.input_size)
     torch.manual_seed(0)
     sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
+    cfg = SupernetTrainConfig(epochs=1, batch_size=64, lr=0.05, val_subnets=0, device="cpu")
+    train_supernet(sn, splits, cfg, tmp_path_factory.mktemp("sn"), progress=False)
     return space, sn, splits, load_hardware("mnsim-default")
 
 
@@ -196,6 +200,22 @@ def test_changed_final_fidelity_is_not_served_from_the_cache(setup, tmp_path):
                                  backend=counter)
     assert counter.n == res.meta["final"]["reevaluated"] > 0
     assert res.meta["final"]["fidelity"] == "exact"
+
+
+def test_resume_of_a_cut_search_matches_an_uninterrupted_one(setup, tmp_path):
+    space, sn, splits, hw = setup
+    kw = {**TINY, "final_fidelity": "fast", "final_chips": 1}
+    run_cross_layer_search(space, sn, splits, hw, SearchConfig(**{**kw, "budget": 4}), tmp_path / "cut",
+                           progress=False)  # stands for a run stopped after its first generation
+    resumed = run_cross_layer_search(space, sn, splits, hw, SearchConfig(**kw), tmp_path / "cut",
+                                     progress=False, resume=True)
+    whole = run_cross_layer_search(space, sn, splits, hw, SearchConfig(**kw), tmp_path / "whole",
+                                   progress=False)
+    def same(a, b):  # wall times differ, nothing else may
+        return [(r["key"], r["metrics"]) for r in a] == [(r["key"], r["metrics"]) for r in b]
+
+    assert same(resumed.history, whole.history) and same(resumed.pareto, whole.pareto)
+    assert len({r["metrics"]["accuracy_pim"] for r in whole.history}) > 1
 
 
 # --- CLI -----------------------------------------------------------------------------------------------
