@@ -180,7 +180,8 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
     from crossnas.search.result import pareto_records
 
     meta = {"fidelity": cfg.final_fidelity, "chips": cfg.final_chips, "val_limit": cfg.val_limit,
-            "seed": cfg.seed, "bn_batches": cfg.bn_batches, "calib_batches": cfg.calib_batches}
+            "seed": cfg.seed, "bn_batches": cfg.bn_batches, "calib_batches": cfg.calib_batches,
+            "batch_size": cfg.batch_size}
     cache: dict[str, dict] = {}
     if cache_path.exists():
         saved = json.loads(cache_path.read_text())
