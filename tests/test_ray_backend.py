@@ -139,6 +139,19 @@ def test_evaluator_errors_surface_as_themselves(backend):
     assert backend.map(_double, archs) == _double(archs)  # ... the actors keep serving, in order
 
 
+def _slow(archs):
+    time.sleep(3.0)
+    return [{"a": a["a"]} for a in archs]
+
+
+def test_cluster_lost_mid_batch_names_resume(backend, monkeypatch):
+    # stand-in for a dead head node: the GCS address stops answering while a batch is out
+    monkeypatch.setattr(backend, "_gcs", "127.0.0.1:1")
+    with pytest.raises(CrossnasError, match="lost the Ray cluster.*--resume"):
+        backend.map(_slow, [{"a": 1}])
+    monkeypatch.setattr(backend, "_lost", False)  # the module's cluster is fine: let close() clean up
+
+
 def test_unreachable_cluster_fails_fast_with_a_clear_error():
     t0 = time.perf_counter()
     with pytest.raises(CrossnasError, match="no Ray cluster reachable at 127.0.0.1:1"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import warnings
 from typing import Any
 
@@ -23,6 +24,7 @@ from crossnas.errors import CrossnasError
 from crossnas.search.backends import Evaluate, EvaluatorBackend, split_chunks
 
 RESUME_HINT = "the search can be resumed from its last checkpoint with --resume"
+POLL_S = 2.0  # how often a waiting driver checks that the cluster is still there
 
 
 def _import_ray():
@@ -91,6 +93,7 @@ class RayBackend(EvaluatorBackend):
         self.start_timeout_s = float(start_timeout_s)
         self.address = address
         self._owns_ray = False
+        self._lost = False
         kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
               **(init_kwargs or {})}
         if address and address != "auto" and not address.startswith("ray://"):
@@ -109,6 +112,7 @@ class RayBackend(EvaluatorBackend):
                 kw.setdefault("num_cpus", (actors or os.cpu_count() or 1) * self.threads)
                 ray.init(**kw)
                 self._owns_ray = True
+        self._gcs = ray.get_runtime_context().gcs_address
         res = ray.cluster_resources()
         self.gpus = int(res.get("GPU", 0))
         if self.gpus:
@@ -142,15 +146,37 @@ class RayBackend(EvaluatorBackend):
     def _spawn(self):
         return self._actor_cls.options(scheduling_strategy="SPREAD", **self._options).remote(self.threads)
 
+    def _wait(self, refs: list, timeout: float | None = None) -> list:
+        """`ray.wait` for one ref that notices a lost cluster within seconds: Ray itself would only end this
+        process a minute after its GCS went away, with no word about resuming."""
+        t_end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = POLL_S if t_end is None else max(0.0, min(POLL_S, t_end - time.monotonic()))
+            done, _ = self.ray.wait(refs, num_returns=1, timeout=step)
+            if done:
+                return done
+            try:
+                host, _, port = self._gcs.rpartition(":")
+                socket.create_connection((host, int(port)), timeout=POLL_S).close()
+            except OSError:
+                self._lost = True
+                raise CrossnasError(f"backend ray: lost the Ray cluster (its GCS at {self._gcs} no longer "
+                                    f"answers); {RESUME_HINT}") from None
+            if t_end is not None and time.monotonic() >= t_end:
+                return []
+
     def _wait_ready(self, actors: list) -> None:
         ray = self.ray
         refs = [a.ready.remote() for a in actors]
         try:
-            ray.get(refs, timeout=self.start_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            raise CrossnasError(f"backend ray: {len(actors)} actor(s) did not start within "
-                                f"{self.start_timeout_s:.0f} s (cluster resources "
-                                f"{ray.available_resources()}); {RESUME_HINT}") from None
+            while refs:
+                done = self._wait(refs, timeout=self.start_timeout_s)
+                if not done:
+                    raise CrossnasError(f"backend ray: {len(actors)} actor(s) did not start within "
+                                        f"{self.start_timeout_s:.0f} s (cluster resources "
+                                        f"{ray.available_resources()}); {RESUME_HINT}")
+                ray.get(done)
+                refs = [r for r in refs if r not in done]
         except ray.exceptions.RayError as e:
             raise CrossnasError(f"backend ray: actors failed to start ({type(e).__name__}: {e}); "
                                 f"{RESUME_HINT}") from None
@@ -187,7 +213,7 @@ class RayBackend(EvaluatorBackend):
             pending = {self._actors[i].run.remote(key, holder, c): i for i, c in enumerate(chunks)}
             failure: BaseException | None = None
             while pending and failure is None:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                done = self._wait(list(pending))
                 i = pending.pop(done[0])
                 try:
                     results[i] = ray.get(done[0])
@@ -225,11 +251,12 @@ class RayBackend(EvaluatorBackend):
         ray = getattr(self, "ray", None)
         if ray is None:
             return
-        for a in getattr(self, "_actors", []):
-            try:
-                ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001 - cluster already gone
-                pass
+        if not getattr(self, "_lost", False):  # with the cluster gone there is nothing left to kill
+            for a in getattr(self, "_actors", []):
+                try:
+                    ray.kill(a, no_restart=True)
+                except Exception:  # noqa: BLE001 - cluster already gone
+                    pass
         self._actors = []
         self._eval = None
         if self._owns_ray and ray.is_initialized():
