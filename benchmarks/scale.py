@@ -13,6 +13,8 @@ noop evaluator, Ray, 2 actors, batches of `--noop-batch`; the same quantity with
 evaluator is reported alongside (goal < 5 ms). `speedup_2_workers` = candidates/s of Ray with 2 actors
 over Ray with 1 actor, crosslayer evaluator (goal >= 1.5 on a 2-core machine).
 
+`cores_used` = CPU seconds the workers spent evaluating / wall seconds: about 1 per worker on an idle
+machine; less when other processes take the cores, which caps the speed-up whatever the backend.
 The machine this runs on may be shared: the load average before and after is recorded; rerun with
 more `--rounds` when it is noisy. All four configurations stay alive and take turns round by round, so
 a change in background load affects 1 and 2 workers alike.
@@ -39,10 +41,10 @@ class Timed:
     inner: object
 
     def __call__(self, archs):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         out = self.inner(archs)
-        t1 = time.time()
-        return [{**m, "_t0": t0, "_t1": t1} for m in out]
+        t1, c1 = time.time(), time.process_time()
+        return [{**m, "_t0": t0, "_t1": t1, "_cpu": c1 - c0} for m in out]
 
 
 def cheap(archs):
@@ -77,11 +79,12 @@ def crosslayer():
 
 
 def timed_map(backend, timed, archs):
-    """(wall s, evaluation s on the critical path) of one map."""
+    """(wall s, evaluation s on the critical path, CPU s spent evaluating) of one map."""
     t0 = time.perf_counter()
     res = backend.map(timed, archs)
     wall = time.perf_counter() - t0
-    return wall, max(t1 - t0 for t0, t1 in {(r["_t0"], r["_t1"]) for r in res})
+    chunks = {(r["_t0"], r["_t1"], r["_cpu"]) for r in res}
+    return wall, max(t1 - t0 for t0, t1, _ in chunks), sum(c for _, _, c in chunks)
 
 
 CONFIGS = (("ray", 1), ("ray", 2), ("process", 1), ("process", 2))
@@ -119,11 +122,12 @@ def run(args):
                 for c in CONFIGS:
                     per[c].append(timed_map(backends[c], timed, archs))
             for (kind, w), ms in per.items():
-                wall, crit = sum(m[0] for m in ms), sum(m[1] for m in ms)
+                wall, crit, cpu = (sum(m[j] for m in ms) for j in range(3))
                 n = len(ms) * len(archs)
                 rows.append({"backend": kind, "workers": w, "evaluator": name, "batch": len(archs),
                              "candidates_per_s": n / wall,
-                             "overhead_ms_per_candidate": 1e3 * max(wall - crit, 0.0) / n})
+                             "overhead_ms_per_candidate": 1e3 * max(wall - crit, 0.0) / n,
+                             "cores_used": cpu / wall})
     finally:
         for b in backends.values():
             b.close()
@@ -147,10 +151,11 @@ def main(argv=None):
     rows = run(args)
     load1 = os.getloadavg()
     print(f"{'backend':<8} {'workers':>7} {'evaluator':<10} {'batch':>5} {'cand/s':>9} "
-          f"{'overhead ms/cand':>17}")
+          f"{'overhead ms/cand':>17} {'cores used':>10}")
     for r in rows:
         print(f"{r['backend']:<8} {r['workers']:>7} {r['evaluator']:<10} {r['batch']:>5} "
-              f"{r['candidates_per_s']:>9.2f} {r['overhead_ms_per_candidate']:>17.2f}")
+              f"{r['candidates_per_s']:>9.2f} {r['overhead_ms_per_candidate']:>17.2f} "
+              f"{r['cores_used']:>10.2f}")
     out = {
         "speedup_2_workers": pick(rows, "ray", 2, "crosslayer", "candidates_per_s")
         / pick(rows, "ray", 1, "crosslayer", "candidates_per_s"),
@@ -161,6 +166,7 @@ def main(argv=None):
         / pick(rows, "ray", 1, "cheap", "candidates_per_s"),
         "speedup_2_workers_process": pick(rows, "process", 2, "crosslayer", "candidates_per_s")
         / pick(rows, "process", 1, "crosslayer", "candidates_per_s"),
+        "cores_used_ray_crosslayer": {w: pick(rows, "ray", w, "crosslayer", "cores_used") for w in (1, 2)},
         "cpu_count": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1,
         "args": vars(args), "rows": rows,
     }
@@ -168,6 +174,8 @@ def main(argv=None):
           f"{out['speedup_2_workers_cheap']:.2f}; process pool {out['speedup_2_workers_process']:.2f}")
     print(f"overhead_ms_per_candidate (ray, 2 actors, noop) {out['overhead_ms_per_candidate']:.2f}; "
           f"crosslayer {out['overhead_ms_per_candidate_crosslayer']:.2f}")
+    cu = out["cores_used_ray_crosslayer"]
+    print(f"cores used by ray crosslayer workers: {cu[1]:.2f} (1 worker), {cu[2]:.2f} (2 workers)")
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} on {os.cpu_count()} CPUs")
     if args.json:
         from crossnas.search.store import atomic_write
