@@ -42,7 +42,7 @@ def _check_reachable(address: str, timeout: float) -> None:
     if not sep or not port.isdigit():
         raise CrossnasError(f"address: expected 'auto', HOST:PORT or ray://HOST:PORT, got {address!r}")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
     except OSError as e:
         raise CrossnasError(f"address: no Ray cluster reachable at {address} ({e.strerror or e}); start one "
                             f"with `ray start --head` or pass --address auto on a cluster node") from None
@@ -112,7 +112,10 @@ class RayBackend(EvaluatorBackend):
                 kw.setdefault("num_cpus", (actors or os.cpu_count() or 1) * self.threads)
                 ray.init(**kw)
                 self._owns_ray = True
-        self._gcs = ray.get_runtime_context().gcs_address
+        try:
+            self._gcs: str | None = ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - Ray Client (ray://) drivers have no GCS address to watch
+            self._gcs = None
         res = ray.cluster_resources()
         self.gpus = int(res.get("GPU", 0))
         if self.gpus:
@@ -155,13 +158,14 @@ class RayBackend(EvaluatorBackend):
             done, _ = self.ray.wait(refs, num_returns=1, timeout=step)
             if done:
                 return done
-            try:
-                host, _, port = self._gcs.rpartition(":")
-                socket.create_connection((host, int(port)), timeout=POLL_S).close()
-            except OSError:
-                self._lost = True
-                raise CrossnasError(f"backend ray: lost the Ray cluster (its GCS at {self._gcs} no longer "
-                                    f"answers); {RESUME_HINT}") from None
+            if self._gcs is not None:
+                try:
+                    host, _, port = self._gcs.rpartition(":")
+                    socket.create_connection((host.strip("[]"), int(port)), timeout=POLL_S).close()
+                except OSError:
+                    self._lost = True
+                    raise CrossnasError(f"backend ray: lost the Ray cluster (its GCS at {self._gcs} no "
+                                        f"longer answers); {RESUME_HINT}") from None
             if t_end is not None and time.monotonic() >= t_end:
                 return []
 
