@@ -139,6 +139,23 @@ def test_evaluator_errors_surface_as_themselves(backend):
     assert backend.map(_double, archs) == _double(archs)  # ... the actors keep serving, in order
 
 
+def _threads(archs):
+    return [{"threads": torch.get_num_threads()} for _ in archs]
+
+
+def test_workers_run_one_torch_thread(backend):
+    torch.set_num_threads(2)  # a driver with more threads must not leak them into its workers
+    try:
+        pool = ProcessPoolBackend(2)
+        try:
+            assert pool.map(_threads, [{}] * 4) == [{"threads": 1}] * 4
+        finally:
+            pool.close()
+        assert backend.map(_threads, [{}] * 4) == [{"threads": 1}] * 4
+    finally:
+        torch.set_num_threads(1)
+
+
 def _slow(archs):
     time.sleep(3.0)
     return [{"a": a["a"]} for a in archs]
