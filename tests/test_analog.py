@@ -69,8 +69,9 @@ def _reference(p, xq):
     """Loop-by-loop reference: tile by tile, array by array, slice by slice, chunk by chunk."""
     pl = p.plan
     O = p.wq.shape[0]
-    tiles = []
+    total = None
     step, qm = p._adc_step()
+    adt = p._adc_dtype()  # the ADC divides in float32 when partial sums are integers < 2^24
     signed_adc = p._adc_signed()
     for t, (a0, a1) in enumerate(pl.bounds):
         out = torch.zeros(xq.shape[0], O, dtype=torch.float64)  # integer ADC codes of this tile
@@ -91,10 +92,10 @@ def _reference(p, xq):
                     sg = [1.0, -1.0][: p.A]
                 for v, g in zip(sums, sg):
                     lo = -qm if signed_adc else 0
-                    q = torch.clamp(torch.round(v / step[t]), lo, qm)
+                    q = torch.clamp(torch.round(v.to(adt) / step.to(adt)[t]), lo, qm).double()
                     out += g * cw * 2.0 ** (pl.cell * s) * q
-        tiles.append(out * step[t])
-    out = torch.stack(tiles).sum(0)
+        total = out * step[t] if total is None else total + out * step[t]  # tiles in order
+    out = total
     if pl.scheme == "offset":
         out -= 2.0 ** (pl.wbits - 1) * xq.sum(1, keepdim=True)
     return out
@@ -125,6 +126,65 @@ def test_lossy_adc_conv_matches_reference_via_unfold():
     cols = torch.nn.functional.unfold(p.quant_input(x), 3, padding=1, stride=2)
     xq = cols.transpose(1, 2).reshape(-1, 27)
     assert torch.equal(p._int_matmul(xq), _reference(p, xq))
+
+
+CONVS = [
+    lambda: nn.Conv2d(3, 5, 3, stride=2, padding=1),
+    lambda: nn.Conv2d(4, 3, (3, 2), stride=(1, 2), padding=(2, 0), dilation=(2, 1), bias=False),
+    lambda: nn.Conv2d(6, 4, 1),
+]
+
+
+@pytest.mark.parametrize("mk", CONVS)
+@pytest.mark.parametrize("scheme,sub", [("differential", "analog"), ("differential", "digital"),
+                                        ("offset", "analog")])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("block", [1, 100, 2**18])
+def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, monkeypatch):
+    """The conv path (chunk planes im2col'd per memory block) equals the loop reference on unfold."""
+    import crossnas.analog.sim as sim
+
+    monkeypatch.setattr(sim, "_PS_BLOCK", block)  # 1: one image row per block; 100: several rows
+    torch.manual_seed(3)
+    h = lossless(**{"adc.bits": 4, "crossbar.rows": 11, "dac.bits": 2, "crossbar.signed": scheme,
+                    "crossbar.differential_subtract": sub, "crossbar.row_packing": "im2col"})
+    p = _pair(mk(), h, signed=signed)
+    x = torch.randn(3, p.layer.in_channels, 9, 7, dtype=torch.float64)
+    x = x if signed else x.abs()
+    lay = p.layer
+    cols = torch.nn.functional.unfold(p.quant_input(x), lay.kernel_size, dilation=lay.dilation,
+                                      padding=lay.padding, stride=lay.stride)
+    N, K, L = cols.shape
+    ref = _reference(p, cols.transpose(1, 2).reshape(-1, K))
+    y = p(x)
+    ref = ref.reshape(N, y.shape[2], y.shape[3], -1).permute(0, 3, 1, 2)
+    assert torch.equal(y, p._finish(ref, x.dtype, (1, -1, 1, 1)))
+    assert not torch.equal(y, _digital(p, x))
+
+
+F32, F64, I8 = torch.float32, torch.float64, torch.int8
+
+
+@pytest.mark.parametrize("over,kw,dtypes", [
+    # (GEMM operands, ADC arithmetic, shift-and-add) dtypes each case must select
+    ({"dac.bits": 8, "crossbar.rows": 40}, {"wb": 9, "ab": 8}, (F32, F32, F32)),  # chunks > 127
+    ({"dac.bits": 8, "device.bits_per_cell": 8, "crossbar.rows": 300}, {"wb": 9, "ab": 8},
+     (F64, F64, F32)),  # partial sums >= 2^24
+    ({"dac.bits": 3, "crossbar.rows": 64}, {"wb": 6, "ab": 11}, (I8, F32, F32)),  # int32 input planes
+    ({"adc.bits": 16, "crossbar.rows": 11000}, {"wb": 8, "ab": 10}, (I8, F32, F64)),  # code sums >= 2^24
+])
+@pytest.mark.parametrize("signed", [False, True])
+def test_lossy_precision_paths_match_reference(over, kw, dtypes, signed):
+    torch.manual_seed(4)
+    h = lossless(**{"adc.bits": 6, "quant.weight_bits": 9, **over})
+    K = min(over["crossbar.rows"] + 37, 11050)
+    p = PIMLinear(nn.Linear(K, 3).double(), "l", h, kw["wb"], kw["ab"], signed, 2.0, seed=1)
+    x = torch.randn(4, K, dtype=torch.float64)
+    xq = p.quant_input(x if signed else x.abs())
+    assert (p.w_tiles[0].dtype, p._adc_dtype(), p._sum_dtype(p._adc_step()[1])) == dtypes
+    got = p._int_matmul(xq)
+    assert torch.equal(got, _reference(p, xq))
+    assert not torch.equal(got, xq @ p.wq.t())
 
 
 def test_stuck_at_rates_and_reproducibility():
@@ -237,20 +297,84 @@ def test_to_pim_and_evaluate():
 def test_bad_settings_raise():
     lay = nn.Linear(4, 2).double()
     h = HardwareConfig()
-    with pytest.raises(CrossnasError, match="l: dac.bits"):
+    with pytest.raises(CrossnasError, match="l: dac.bits=0"):
         PIMLinear(lay, "l", h.model_copy(update={"dac": h.dac.model_copy(update={"bits": 0})}), 8, 8, False,
                   1)
-    with pytest.raises(CrossnasError, match="adc.bits"):
+    with pytest.raises(CrossnasError, match="l: adc.bits=0"):
         PIMLinear(lay, "l", h.model_copy(update={"adc": h.adc.model_copy(update={"bits": 0})}), 8, 8, False,
                   1)
-    with pytest.raises(CrossnasError, match="bits_per_cell"):
+    with pytest.raises(CrossnasError, match=r"l: device.bits_per_cell=4 is larger than this layer's weight"):
         PIMLinear(lay, "l", hw(**{"device.bits_per_cell": 4}), 3, 8, False, 1)
     dv = h.device.model_copy(update={"variation": -0.1})
-    with pytest.raises(CrossnasError, match="variation"):
+    with pytest.raises(CrossnasError, match="l: device.variation=-0.1"):
         PIMLinear(lay, "l", h.model_copy(update={"device": dv}), 8, 8, False,
                   1)
     g = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2))
-    with pytest.raises(CrossnasError, match="0"):
+    with pytest.raises(CrossnasError, match=r"0 \(grouped convolution, groups=2\)"):
         to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5)], device="cpu")
-    pm = to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5)], device="cpu", allow_digital=True)
-    assert isinstance(pm[0], nn.Conv2d)
+    with pytest.warns(UserWarning, match="kept digital"):
+        pm = to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5)], device="cpu", allow_digital=True)
+    assert isinstance(pm[0], nn.Conv2d) and pm.pim_digital_layers == ["0"]
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"adc.bits": 0}, "adc.bits"), ({"dac.bits": 0}, "dac.bits"), ({"device.variation": -0.1},
+                                                                    "device.variation"),
+    ({"adc.per_layer": {"fc*": 0}}, r"per_layer\['fc\*'\]"),
+    ({"device.bits_per_cell": 4, "quant.weight_bits": 3}, "bits_per_cell"),
+])
+def test_bad_hardware_settings_name_the_setting(over, msg):
+    with pytest.raises(CrossnasError, match=msg):
+        hw(**over)
+
+
+def test_bad_settings_through_to_pim_name_the_layer():
+    n, cal = _net(), _loader()
+    h = hw(**{"device.bits_per_cell": 4, "quant.weight_bits": 8})
+    with pytest.raises(CrossnasError, match=r"fc: device.bits_per_cell=4 is larger than this layer's weight"):
+        to_pim(n, h, calib_loader=cal, bits={"fc": (3, 6)}, device="cpu")
+    with pytest.raises(CrossnasError, match=r"conv1: activation bits=0"):
+        to_pim(n, h, calib_loader=cal, bits={"conv1": (8, 0)}, device="cpu")
+    with pytest.raises(CrossnasError, match=r"bits: no mappable Conv2d/Linear layer named \['fc2'\]"):
+        to_pim(n, h, calib_loader=cal, bits={"fc2": (8, 8)}, device="cpu")
+    bad = HardwareConfig().model_copy(update={"adc": HardwareConfig().adc.model_copy(update={"bits": 0})})
+    with pytest.raises(CrossnasError, match="conv1: adc.bits=0"):
+        to_pim(n, bad, calib_loader=cal, device="cpu")
+    with pytest.raises(CrossnasError, match="shortcut.0: adc.bits=0"):  # per-layer override, named layer
+        to_pim(n, hw(**{"adc.per_layer": {"conv1": 6}}).model_copy(
+            update={"adc": HardwareConfig().adc.model_copy(update={"per_layer": {"shortcut.*": 0}})}),
+            calib_loader=cal, device="cpu")
+
+
+class _Attn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.att = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], -1, 8)
+        return self.fc(self.att(x, x, x)[0].mean(1))
+
+
+@pytest.mark.parametrize("model,shape,names", [
+    (lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 62, 3)), (2, 1, 64),
+     ["0 (Conv1d"]),
+    (lambda: nn.Sequential(nn.ConvTranspose2d(1, 2, 3), nn.Flatten(), nn.Linear(200, 3)), (2, 1, 8, 8),
+     ["0 (ConvTranspose2d"]),
+    (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"),
+                           nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), (2, 1, 8, 8),
+     ["0 (Conv2d padding='same'", "1 (Conv2d padding_mode='reflect'"]),
+    (_Attn, (2, 1, 8, 8), ["att (MultiheadAttention"]),  # its out_proj Linear is not wrapped either
+])
+def test_unmappable_layers_listed(model, shape, names):
+    m = model().eval()
+    x = torch.randn(shape)
+    with pytest.raises(CrossnasError, match="cannot be mapped") as e:
+        to_pim(m, hw(), calib_loader=[x], device="cpu")
+    for nm in names:
+        assert nm in str(e.value)
+    with pytest.warns(UserWarning, match="kept digital"):
+        pm = to_pim(m, hw(), calib_loader=[x], device="cpu", allow_digital=True)
+    assert pm.pim_digital_layers == [nm.split(" ")[0] for nm in names]
+    assert torch.allclose(pm(x), m(x), atol=0.3)  # the mapped layers still compute; others stay digital

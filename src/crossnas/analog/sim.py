@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from crossnas.cost.mapping_rules import input_chunks, row_tile_bounds, rows_per_tile, weight_slices
 from crossnas.errors import CrossnasError
@@ -21,7 +24,24 @@ from crossnas.quant import quantize_int, weight_range
 
 PCM_T0_S = 20.0  # Nandakumar et al. 2019 / aihwkit PCMLikeNoiseModel
 PCM_GMAX_US = 25.0
-_BLOCK_BYTES = 128 * 2**20
+_F32_EXACT = 2**24  # integers below this add exactly in float32
+_CAL_ROWS = 4096  # output rows per layer and calibration batch whose partial sums are recorded
+_CAL_SAMPLES = 200_000  # partial sums kept per recorded tensor (a fixed random subset)
+_PS_BLOCK = 2**18  # partial sums per row tile per memory block (1 MiB of float32: stays in L2)
+
+
+@contextmanager
+def _exact_float():
+    """float32 matmuls/convs without TF32 on CUDA (sums of small integers must stay exact)."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 # ------------------------------------------------------------------------------------------------ BN fold
@@ -76,6 +96,33 @@ def _walk_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
+# modules with parameters that are digital periphery on a PIM chip (not matrix-vector products)
+_DIGITAL_OK = (_NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.PReLU)
+
+
+def unmappable_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """(name, reason) of every module the simulator cannot put on crossbars: a Conv2d with groups or
+    non-zero/string padding, and any other module owning weights that is not a Conv2d, a Linear or a
+    normalisation (Conv1d/3d, ConvTranspose, RNNs, attention, embeddings, bilinear, ...)."""
+    out: list[tuple[str, str]] = []
+    for n, mod in model.named_modules():
+        if any(n.startswith(b + ".") for b, _ in out):
+            continue  # inside a module already listed
+        if isinstance(mod, nn.Conv2d):
+            if mod.groups != 1:
+                out.append((n, f"grouped convolution, groups={mod.groups}"))
+            elif isinstance(mod.padding, str):
+                out.append((n, f"Conv2d padding={mod.padding!r} (only numeric padding is mapped)"))
+            elif mod.padding_mode != "zeros":
+                out.append((n, f"Conv2d padding_mode={mod.padding_mode!r} (only zeros is mapped)"))
+        elif isinstance(mod, nn.Linear) or isinstance(mod, _DIGITAL_OK):
+            continue
+        elif any(True for _ in mod.parameters(recurse=False)):
+            why = "owns parameters used outside" if n == "" else "is not"
+            out.append((n or "(model)", f"{type(mod).__name__} {why} a Conv2d or Linear layer"))
+    return out
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm2d that directly follows a Conv2d into it (in place); the BN becomes Identity.
 
@@ -110,17 +157,24 @@ class LayerPlan:
 
 
 def _validate(name: str, hw: HardwareConfig, wb: int, ab: int, adc_bits: int) -> None:
+    """Impossible settings for layer `name`: CrossnasError naming the layer, the setting and why."""
     d = hw.device
-    checks = [(hw.dac.bits < 1, "dac.bits", hw.dac.bits), (adc_bits < 1, "adc.bits", adc_bits),
-              (d.bits_per_cell < 1, "device.bits_per_cell", d.bits_per_cell),
-              (d.bits_per_cell > wb, "device.bits_per_cell", f"{d.bits_per_cell} > weight bits {wb}"),
-              (d.variation < 0, "device.variation", d.variation), (wb < 2, "weight_bits", wb),
-              (ab < 1, "act_bits", ab), (hw.crossbar.rows < 1, "crossbar.rows", hw.crossbar.rows),
-              (not 0 <= d.stuck_off_rate <= 1, "device.stuck_off_rate", d.stuck_off_rate),
-              (not 0 <= d.stuck_on_rate <= 1, "device.stuck_on_rate", d.stuck_on_rate)]
-    for bad, key, val in checks:
+    checks = [(hw.dac.bits < 1, f"dac.bits={hw.dac.bits}: a DAC needs at least 1 bit"),
+              (adc_bits < 1, f"adc.bits={adc_bits}: an ADC needs at least 1 bit"),
+              (d.bits_per_cell < 1, f"device.bits_per_cell={d.bits_per_cell}: a cell stores at least 1 bit"),
+              (d.bits_per_cell > wb, f"device.bits_per_cell={d.bits_per_cell} is larger than this layer's "
+                                     f"weight bits ({wb})"),
+              (d.variation < 0, f"device.variation={d.variation}: a relative sigma cannot be negative"),
+              (wb < 2, f"weight bits={wb}: signed weights need at least 2 bits"),
+              (ab < 1, f"activation bits={ab}: need at least 1 bit"),
+              (hw.crossbar.rows < 1, f"crossbar.rows={hw.crossbar.rows}: need at least 1 row"),
+              (not 0 <= d.stuck_off_rate <= 1, f"device.stuck_off_rate={d.stuck_off_rate}: not in [0, 1]"),
+              (not 0 <= d.stuck_on_rate <= 1, f"device.stuck_on_rate={d.stuck_on_rate}: not in [0, 1]"),
+              (d.stuck_off_rate + d.stuck_on_rate > 1,
+               f"device.stuck_off_rate + stuck_on_rate = {d.stuck_off_rate + d.stuck_on_rate} exceeds 1")]
+    for bad, why in checks:
         if bad:
-            raise CrossnasError(f"{name}: {key}: invalid setting {val!r}")
+            raise CrossnasError(f"{name}: {why}")
 
 
 def _has_device_effects(hw: HardwareConfig) -> bool:
@@ -154,16 +208,21 @@ class _PIMBase(nn.Module):
         self.C = int(input_chunks(ab, p.dac, signed))
         self.T = len(p.bounds)
         self.A = 2 if p.scheme == "differential" else 1
+        self.AC = 1 if self._adc_signed() else self.A  # converted arrays per (slice, column)
         self.K = K
         # full-scale partial sum per tile (rows actually used in the tile)
         tile_rows = torch.tensor([b - a for a, b in p.bounds], dtype=torch.float64)
         self.register_buffer("fs_full", tile_rows * (2**p.dac - 1) * (2**p.cell - 1))
         self.register_buffer("fs_cal", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("chunk_w", self._chunk_weights(), persistent=False)
+        amax = 2 ** (ab - 1) if signed else 2**ab - 1
+        self._amax = amax
+        self._digital_f32 = amax * float(wq.abs().sum(1).max()) < _F32_EXACT  # digital sums exact in f32
         self.mode = "analog"  # analog | digital | calibrate
         self.force_sliced = False
         self._cal_samples: list[torch.Tensor] = []
         self.device_effects = _has_device_effects(hw)
-        self._levels_ideal = self._weight_levels()  # (A, S, O, K) integer levels
+        self.register_buffer("_levels_ideal", self._weight_levels(), persistent=False)  # (A, S, O, K) ints
         self.set_chip(seed)
 
     # ---- weights -> cells
@@ -185,23 +244,42 @@ class _PIMBase(nn.Module):
             lv = _perturb_levels(lv, self.hw, self.plan.cell, seed)
         self.register_buffer("levels", lv, persistent=False)
         p = self.plan
-        Lmax = 2**p.cell - 1
         sgn = torch.tensor([1.0, -1.0] if self.A == 2 else [1.0], dtype=torch.float64, device=lv.device)
         sw = (2.0 ** (torch.arange(self.S, device=lv.device) * p.cell)).double()
-        self.register_buffer("w_eff", torch.einsum("asok,a,s->ok", lv, sgn, sw), persistent=False)
-        # tiled levels (T, R, A*S*O) for the batched matmul
-        R, T = p.rows, self.T
-        lvt = lv[:1] - lv[1:] if self._adc_signed() else lv  # analog subtraction = difference of levels
-        lvp = F.pad(lvt, (0, T * R - self.K)).reshape(lvt.shape[0], self.S, -1, T, R)
-        self.register_buffer("w_tiles", lvp.permute(3, 4, 0, 1, 2).reshape(T, R, -1).contiguous(),
+        w_eff = torch.einsum("asok,a,s->ok", lv, sgn, sw)
+        self.register_buffer("w_eff", w_eff, persistent=False)
+        # fast fidelity: one float32 matmul with the effective weights, the offset folded in
+        off = 2.0 ** (p.wbits - 1) if p.scheme == "offset" else 0.0
+        self.register_buffer("w_fast", (w_eff - off).float(), persistent=False)
+        # crossbar columns (AC*S*O, K) in (array, slice, column) order; with analog subtraction one
+        # column carries the difference of the pair's levels (one signed conversion). Ideal cells hold
+        # small integers: int8 for the int8 GEMM on CPU
+        lvt = lv[:1] - lv[1:] if self._adc_signed() else lv
+        cols = lvt.reshape(-1, self.K)  # (AC*S*O, K): one crossbar column per row
+        ideal = not self.device_effects
+        if ideal and float(lvt.abs().max()) <= 127 and 2**p.dac - 1 <= 127:
+            wdt = torch.int8
+        elif ideal and float(self.fs_full.max()) >= _F32_EXACT:
+            wdt = torch.float64
+        else:
+            wdt = torch.float32
+        for t, (a0, a1) in enumerate(p.bounds):  # (cols, rows of tile t), contiguous per row tile
+            self.register_buffer(f"w_tile{t}", cols[:, a0:a1].to(wdt).contiguous(), persistent=False)
+        # shift-and-add weight of each converted (array, slice)
+        self.register_buffer("col_w", (sgn[: self.AC].reshape(-1, 1) * sw.reshape(1, -1)).reshape(-1),
                              persistent=False)
         self.register_buffer("sgn", sgn, persistent=False)
         self.register_buffer("sw", sw, persistent=False)
-        self._lmax = Lmax
+
+    @property
+    def w_tiles(self) -> list[torch.Tensor]:
+        return [getattr(self, f"w_tile{t}") for t in range(self.T)]
 
     # ---- inputs
     def quant_input(self, x: torch.Tensor) -> torch.Tensor:
-        q, _ = quantize_int(x.double(), self.plan.abits, self.act_range, self.plan.act_signed)
+        """Integer codes (in x's floating dtype) of the layer input."""
+        dt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        q, _ = quantize_int(x.to(dt), self.plan.abits, self.act_range.to(dt), self.plan.act_signed)
         return q
 
     @property
@@ -210,30 +288,43 @@ class _PIMBase(nn.Module):
         m = 2 ** (p.abits - 1) - 1 if p.act_signed else 2**p.abits - 1
         return self.act_range.clamp_min(1e-12) / m
 
-    def _chunks(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, K) ints -> (M, K, C) DAC chunks (0..2^dac-1) and chunk weights (C,)."""
+    def _chunk_weights(self) -> torch.Tensor:
+        """Shift-and-add weight of each DAC chunk (C,): 2^(dac*c); a signed input's sign chunk -2^(ab-1)."""
         p = self.plan
-        d = p.dac
+        n_mag = self.C - 1 if p.act_signed else self.C
+        cw = [2.0 ** (p.dac * c) for c in range(n_mag)]
         if p.act_signed:
-            s = (xq < 0).to(torch.int64)
-            low = xq.to(torch.int64) + s * 2 ** (p.abits - 1)  # two's complement low bits
-            nm = self.C - 1
-            sh = torch.arange(nm, device=xq.device) * d
-            mag = (low.unsqueeze(-1) >> sh) & (2**d - 1)
-            ch = torch.cat([mag, s.unsqueeze(-1)], -1)
-            cw = torch.cat([2.0 ** sh.double(), torch.tensor([-(2.0 ** (p.abits - 1))], device=xq.device,
-                                                              dtype=torch.float64)])
+            cw.append(-(2.0 ** (p.abits - 1)))
+        return torch.tensor(cw, dtype=torch.float64)
+
+    def _planes(self, xq: torch.Tensor) -> torch.Tensor:
+        """Integer inputs (any shape) -> (*shape, C) uint8 DAC chunk values in 0..2^dac-1.
+
+        Unsigned: chunk c = bits [dac*c, dac*(c+1)). Signed: the low ab-1 bits of the two's complement
+        code in ceil((ab-1)/dac) chunks, then a 0/1 sign chunk (weight -2^(ab-1))."""
+        p = self.plan
+        if p.abits <= 8:
+            xi = xq.to(torch.int8 if p.act_signed else torch.uint8)  # exact: codes fit in 8 bits
         else:
-            sh = torch.arange(self.C, device=xq.device) * d
-            ch = (xq.to(torch.int64).unsqueeze(-1) >> sh) & (2**d - 1)
-            cw = 2.0 ** sh.double()
-        return ch, cw
+            xi = xq.to(torch.int32)
+        n_mag = self.C - 1 if p.act_signed else self.C
+        low = xi & (2 ** (p.abits - 1) - 1) if p.act_signed else xi
+        sh = torch.arange(n_mag, device=xq.device, dtype=xi.dtype) * p.dac
+        planes = ((low.unsqueeze(-1) >> sh) & (2**p.dac - 1)).to(torch.uint8)
+        if p.act_signed:
+            planes = torch.cat([planes, (xi < 0).unsqueeze(-1).to(torch.uint8)], -1)
+        return planes
+
+    def _chunks(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, K) ints -> (M, K, C) DAC chunks and chunk weights (C,) (for inspection and tests)."""
+        return self._planes(xq).double(), self.chunk_w
 
     # ---- ADC
     def _adc_lossless(self) -> bool:
+        """The ADC resolves every integer partial sum (any range policy: step clamps at one unit)."""
         p = self.plan
         qm = 2 ** (p.adc_bits - 1) - 1 if self._adc_signed() else 2**p.adc_bits - 1
-        return bool(qm >= self.fs_full.max().item()) and self.hw.adc.range == "full_scale"
+        return bool(qm >= self.fs_full.max().item())
 
     def _adc_signed(self) -> bool:
         return self.plan.scheme == "differential" and self.plan.subtract == "analog"
@@ -247,31 +338,53 @@ class _PIMBase(nn.Module):
             fs = torch.minimum(fs, self.fs_cal.expand_as(fs))
         return (fs / qm).clamp_min(1.0), qm
 
-    def _adc(self, ps: torch.Tensor) -> torch.Tensor:
-        """ADC codes (integers) of partial sums with tiles on dim 0: round(ps / step), clipped."""
-        step, qm = self._adc_step()
-        st = step.to(ps.dtype).reshape([-1] + [1] * (ps.dim() - 1))
-        lo = -qm if self._adc_signed() else 0
-        return torch.clamp(torch.round(ps / st), lo, qm)
+    def _adc_dtype(self) -> torch.dtype:
+        """float32 ADC arithmetic when every ideal partial sum is an integer below 2^24 (exact in float32);
+        with device effects the partial sums are float32 anyway."""
+        if self.device_effects or float(self.fs_full.max()) < _F32_EXACT:
+            return torch.float32
+        return torch.float64
+
+    def _sum_dtype(self, qm: int) -> torch.dtype:
+        """float32 shift-and-add when every partial result is an integer below 2^24, else float64."""
+        bound = qm * float(self.chunk_w.abs().sum()) * float(self.col_w.abs().sum())
+        return torch.float32 if bound < _F32_EXACT else torch.float64
 
     # ---- core: (M, K) integer inputs -> (M, O) integer-domain outputs
-    def _int_matmul(self, xq: torch.Tensor) -> torch.Tensor:
-        if self.mode == "digital":
-            return self._exact_int(xq)
+    def _route(self) -> str:
+        if self.mode in ("digital", "calibrate"):
+            return self.mode
         lossless = self._adc_lossless() and not self.device_effects
-        if self.mode == "calibrate" or self.fidelity == "exact":
-            if lossless and not self.force_sliced and self.mode != "calibrate":
-                return self._exact_int(xq)
-            return self._sliced(xq)
-        return self._fast(xq, lossless)
+        if self.fidelity == "exact":
+            return "digital" if lossless and not self.force_sliced else "sliced"
+        return "fast_lossless" if lossless else "fast"
+
+    def _int_matmul(self, xq: torch.Tensor) -> torch.Tensor:
+        route = self._route()
+        if route == "digital":
+            return self._exact_int(xq)
+        if route.startswith("fast"):
+            with _exact_float():
+                return self._fast_noise(xq.float() @ self.w_fast.t(), route == "fast_lossless")
+        M = xq.shape[0]
+        planes = self._planes(xq).permute(1, 0, 2)  # (K, M, C)
+        mb = self._block_rows()
+        blocks = ((m0, min(M, m0 + mb), planes[:, m0:m0 + mb].reshape(self.K, -1))
+                  for m0 in range(0, M, mb))
+        xsum = xq.double().sum(1) if self.plan.scheme == "offset" else None
+        out = self._run_blocks(blocks, M, xsum)
+        return self._exact_int(xq) if route == "calibrate" else out.t()
+
+    def _block_rows(self) -> int:
+        """Output rows per memory block: one row tile's partial sums of a block fit in _PS_BLOCK."""
+        return max(1, _PS_BLOCK // (self.C * self.AC * self.S * self.wq.shape[0]))
 
     def _exact_int(self, xq: torch.Tensor) -> torch.Tensor:
         """Integer matmul; float32 when every partial sum is provably below 2^24 (exact), else float64."""
-        p = self.plan
-        amax = 2 ** (p.abits - 1) if p.act_signed else 2**p.abits - 1
-        if amax * float(self.wq.abs().sum(1).max()) < 2**24:
-            return (xq.float() @ self._wq32.t()).double()
-        return xq @ self.wq.t()
+        if self._digital_f32:
+            with _exact_float():
+                return xq.float() @ self._wq32.t()
+        return xq.double() @ self.wq.t()
 
     @property
     def _wq32(self) -> torch.Tensor:
@@ -279,85 +392,121 @@ class _PIMBase(nn.Module):
             self._wq32_cache = self.wq.float()
         return self._wq32_cache
 
-    def _offset_term(self, xq: torch.Tensor) -> torch.Tensor:
-        if self.plan.scheme != "offset":
-            return 0.0
-        return (2.0 ** (self.plan.wbits - 1)) * xq.sum(1, keepdim=True)
+    @staticmethod
+    def _gemm(w: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Partial sums of one row tile: (cols, R) cell levels x (R, positions*chunks) chunk values.
 
-    def _sliced(self, xq: torch.Tensor) -> torch.Tensor:
-        M, K = xq.shape
-        T, R, C, S = self.T, self.plan.rows, self.C, self.S
-        A = 1 if self._adc_signed() else self.A
-        O = self.wq.shape[0]
-        exact32 = (not self.device_effects) and self.fs_full.max().item() < 2**24
-        dt = torch.float32 if exact32 else torch.float64
-        wt = self.w_tiles.to(dt)
-        out = torch.empty(M, O, dtype=torch.float64, device=xq.device)
-        per_row = T * C * A * S * O * (4 if exact32 else 8) * 3
-        blk = max(1, _BLOCK_BYTES // max(per_row, 1))
-        for m0 in range(0, M, blk):  # memory blocking over output positions only
-            xb = xq[m0:m0 + blk]
-            mb = xb.shape[0]
-            ch, cw = self._chunks(xb)  # (mb, K, C)
-            ch = F.pad(ch.to(dt), (0, 0, 0, T * R - K)).reshape(mb, T, R, C)
-            xin = ch.permute(1, 0, 3, 2).reshape(T, mb * C, R)
-            ps = torch.bmm(xin, wt).reshape(T, mb, C, A, S, O)
-            if self.mode == "calibrate":
-                self._record(ps)
-                out[m0:m0 + blk] = xb @ self.wq.t()
+        Ideal cells on CPU: int8 x int8 -> int32 (exact, ~5x float32 throughput); otherwise float32
+        (exact for integers below 2^24; TF32 off) or float64."""
+        if w.dtype == torch.int8:
+            if a.is_cpu:
+                return torch._int_mm(w, a.view(torch.int8))
+            w = w.float()
+        if a.is_cpu:
+            return w @ a.to(w.dtype)
+        with _exact_float():
+            return w @ a.to(w.dtype)
+
+    def _run_blocks(self, blocks, M: int, xsum: torch.Tensor | None) -> torch.Tensor:
+        """Bit-sliced crossbar computation over memory blocks of output rows -> (O, M) float64.
+
+        Each block is (r0, r1, x) with x (K, (r1-r0)*C) DAC chunk values (chunk fastest). Per row tile
+        one GEMM gives the partial sums of every (array, slice, column) x (output row, chunk); the ADC
+        (scale, round, clip) and the shift-and-add over chunks, then over arrays and slices, are
+        whole-tensor ops on that block. No loop over bits or slices; the tile loop has ceil(K/rows)
+        iterations, each one GEMM for all chunks, slices, arrays and columns."""
+        C, O, AS = self.C, self.wq.shape[0], self.AC * self.S
+        calibrate = self.mode == "calibrate"
+        step, qm = self._adc_step()
+        lo = -qm if self._adc_signed() else 0
+        adt, sdt = self._adc_dtype(), self._sum_dtype(qm)
+        st = step.to(adt)
+        cw = self.chunk_w.to(sdt)
+        colw = self.col_w.to(sdt)
+        off = 2.0 ** (self.plan.wbits - 1)
+        out = torch.empty(O, M, dtype=torch.float64, device=self.wq.device)
+        wts = self.w_tiles
+        for r0, r1, x in blocks:  # memory blocking over output rows only
+            if calibrate and r0 >= _CAL_ROWS:
+                break  # the first _CAL_ROWS output rows of a batch give enough partial-sum samples
+            mb = r1 - r0
+            if wts[0].dtype != torch.int8 or not x.is_cpu:
+                x = x.to(torch.float32 if wts[0].dtype == torch.int8 else wts[0].dtype)
+            y = None
+            for t, (a0, a1) in enumerate(self.plan.bounds):
+                ps = self._gemm(wts[t], x[a0:a1])  # (AC*S*O, mb*C)
+                if calibrate:
+                    self._record(ps)
+                    continue
+                if ps.dtype == adt:
+                    codes = ps.div_(st[t])
+                elif ps.is_floating_point() or adt != torch.float32:
+                    codes = ps.to(adt).div_(st[t])
+                else:  # int32 -> float32 in place (same element size)
+                    codes = torch.div(ps, st[t], out=ps.view(torch.float32))
+                codes = codes.round_().clamp_(lo, qm)
+                if codes.dtype != sdt:
+                    codes = codes.to(sdt)
+                r = colw @ codes.view(AS, -1)  # shift-and-add over arrays and slices -> (O*mb*C,)
+                r = r.view(-1, C) @ cw  # then over chunks: integer ADC-code sums (O*mb,)
+                yt = r.view(O, mb).double().mul_(step[t])
+                y = yt if y is None else y.add_(yt)
+            if calibrate:
                 continue
-            ps = ps.double()  # ADC arithmetic in float64 (the step is not an integer)
-            if self._adc_signed():
-                ps = ps[:, :, :, 0]  # (T, mb, C, S, O): pos - neg already subtracted in the column
-                codes = torch.einsum("tmcso,c,s->tmo", self._adc(ps), cw, self.sw)
-            else:
-                codes = torch.einsum("tmcaso,c,a,s->tmo", self._adc(ps), cw, self.sgn, self.sw)
-            # integer code sums per tile (exact), then scaled by each tile's ADC step
-            y = (codes * self._adc_step()[0].reshape(-1, 1, 1)).sum(0)
-            out[m0:m0 + blk] = y - self._offset_term(xb)
+            if xsum is not None:
+                y = y.sub_(off * xsum[r0:r1].reshape(1, -1))
+            out[:, r0:r1] = y
         return out
 
-    def _fast(self, xq: torch.Tensor, lossless: bool) -> torch.Tensor:
-        """One matmul with the chip's effective weights; ADC error as additive noise of variance step^2/12
-        per conversion, summed over the conversions (chunks x slices x arrays) feeding each output."""
-        y = xq @ self.w_eff.t()
-        if self.plan.scheme == "offset":
-            y = y - self._offset_term(xq)
+    def _fast_noise(self, y: torch.Tensor, lossless: bool) -> torch.Tensor:
+        """fast fidelity: ADC error as additive gaussian noise of variance step^2/12 per conversion, summed
+        over the conversions (chunks x slices x arrays x tiles) feeding each output."""
         if lossless:
             return y
         step, _ = self._adc_step()
         if bool((step <= 1.0).all()):
             return y
-        _, cw = self._chunks(xq[:1])
-        n_arr = 1 if self._adc_signed() else self.A
-        coef2 = (cw**2).sum() * (self.sw**2).sum() * n_arr
+        coef2 = (self.chunk_w**2).sum() * (self.col_w**2).sum()
         var = (step**2 / 12.0 * (step > 1.0)).sum() * coef2
         g = torch.Generator(device=y.device)
         g.manual_seed(self._noise_seed)
         self._noise_seed += 1
-        return y + torch.randn(y.shape, generator=g, dtype=y.dtype, device=y.device) * var.sqrt()
+        return y.add_(torch.randn(y.shape, generator=g, dtype=y.dtype, device=y.device) * float(var.sqrt()))
 
     def _record(self, ps: torch.Tensor) -> None:
-        v = ps
-        v = v.abs().reshape(-1).float()
-        if v.numel() > 200_000:
-            v = v[torch.randint(v.numel(), (200_000,), generator=torch.Generator().manual_seed(0))
-                  .to(v.device)]
-        self._cal_samples.append(v.cpu())
+        v = ps.reshape(-1)
+        if v.numel() > _CAL_SAMPLES:
+            v = v[_sample_index(v.numel()).to(v.device)]
+        self._cal_samples.append(v.abs().float().cpu())
 
     def finish_calibration(self, percentile: float) -> None:
+        """ADC range = the `percentile` (nearest rank) of the recorded |partial sums|, at least 1."""
         if self._cal_samples:
-            v = torch.cat(self._cal_samples)
-            if v.numel() > 2_000_000:
-                v = v[:2_000_000]
-            self.fs_cal.fill_(max(float(torch.quantile(v.double(), percentile / 100.0)), 1.0))
+            v = torch.cat(self._cal_samples)[:2_000_000]
+            k = min(v.numel(), max(1, math.ceil(percentile / 100.0 * v.numel())))
+            self.fs_cal.fill_(max(float(torch.kthvalue(v, k).values), 1.0))
         self._cal_samples = []
 
-    def _finish(self, yint: torch.Tensor) -> torch.Tensor:
-        y = yint * (self.w_scale * self.a_scale)
+    def _finish(self, yint: torch.Tensor, dtype: torch.dtype, bias_shape=(-1,)) -> torch.Tensor:
+        """Output rescale (weight scale x activation scale) plus bias, in the input's dtype."""
+        dt = torch.float64 if dtype == torch.float64 else torch.float32
+        y = yint.to(dt) * (self.w_scale * self.a_scale).to(dt)
         if self.layer.bias is not None:
-            y = y + self.layer.bias.detach().double()
-        return y
+            y = y + self.layer.bias.detach().to(dt).reshape(bias_shape)
+        return y.to(dtype)
+
+
+_SAMPLE_INDEX: dict[int, torch.Tensor] = {}
+
+
+def _sample_index(n: int) -> torch.Tensor:
+    """_CAL_SAMPLES fixed pseudo-random positions out of n (cached: calibration records many tensors)."""
+    if n not in _SAMPLE_INDEX:
+        if len(_SAMPLE_INDEX) > 64:
+            _SAMPLE_INDEX.clear()
+        g = torch.Generator().manual_seed(0)
+        _SAMPLE_INDEX[n] = torch.randint(n, (_CAL_SAMPLES,), generator=g)
+    return _SAMPLE_INDEX[n]
 
 
 def _perturb_levels(lv: torch.Tensor, hw: HardwareConfig, cell: int, seed: int) -> torch.Tensor:
@@ -407,8 +556,8 @@ class PIMLinear(_PIMBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shp = x.shape
         xq = self.quant_input(x.reshape(-1, shp[-1]))
-        y = self._finish(self._int_matmul(xq))
-        return y.reshape(*shp[:-1], -1).to(x.dtype)
+        y = self._finish(self._int_matmul(xq), x.dtype)
+        return y.reshape(*shp[:-1], -1)
 
 
 class PIMConv2d(_PIMBase):
@@ -425,30 +574,76 @@ class PIMConv2d(_PIMBase):
         kh, kw = layer.kernel_size
         self._setup(layer, name, hw, wb, ab, signed, act_range, kh * kw, seed, fidelity)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         lay = self.layer
-        N, _, H, W = x.shape
+        if x.is_cpu:  # oneDNN direct convolution: exact for integers below 2^24
+            return F.conv2d(x, w, None, lay.stride, lay.padding, lay.dilation)
+        # CUDA: no TF32 and no cuDNN (its Winograd/FFT algorithms are not exact on integers)
+        with _exact_float(), torch.backends.cudnn.flags(enabled=False):
+            return F.conv2d(x, w, None, lay.stride, lay.padding, lay.dilation)
+
+    def _conv_exact(self, xq: torch.Tensor) -> torch.Tensor:
+        """Digital integer conv: one float32 conv when every sum is provably below 2^24, else float64."""
+        shape = self.layer.weight.shape
+        if self._digital_f32:
+            return self._conv(xq.float(), self._wq32.reshape(shape))
+        return self._conv(xq.double(), self.wq.reshape(shape))
+
+    def _patch_blocks(self, xq: torch.Tensor):
+        """DAC chunk planes of the input, im2col'd once per memory block: (r0, r1, (K, (r1-r0)*C)).
+
+        K-major (rows in weight.reshape(O, -1) order), then output position, then chunk: the copy reads
+        runs of Wo*C contiguous bytes, and every row tile is a contiguous row range."""
+        lay = self.layer
+        planes = self._planes(xq)  # (N, Cin, H, W, C) uint8
+        ph, pw = lay.padding
+        if ph or pw:
+            planes = F.pad(planes, (0, 0, pw, pw, ph, ph))
+        N, Cin, Hp, Wp, C = planes.shape
+        (kh, kw), (sh, sw), (dh, dw) = lay.kernel_size, lay.stride, lay.dilation
+        Ho, Wo = (Hp - dh * (kh - 1) - 1) // sh + 1, (Wp - dw * (kw - 1) - 1) // sw + 1
+        s = planes.stride()
+        pt = planes.as_strided((Cin, kh, kw, N, Ho, Wo, C),
+                               (s[1], s[2] * dh, s[3] * dw, s[0], s[2] * sh, s[3] * sw, s[4]))
+        K, L = Cin * kh * kw, Ho * Wo
+        pos = self._block_rows()
+
+        def gen():
+            if pos >= L:
+                nb = pos // L
+                for n0 in range(0, N, nb):
+                    n1 = min(N, n0 + nb)
+                    yield n0 * L, n1 * L, pt[:, :, :, n0:n1].reshape(K, -1)
+            else:
+                hb = max(1, pos // Wo)
+                for n in range(N):
+                    for h0 in range(0, Ho, hb):
+                        h1 = min(Ho, h0 + hb)
+                        yield n * L + h0 * Wo, n * L + h1 * Wo, pt[:, :, :, n, h0:h1].reshape(K, -1)
+
+        return gen(), (N, Ho, Wo)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quant_input(x)
-        direct = self.mode == "digital" or (self.fidelity == "exact" and self.mode == "analog"
-                                            and not self.force_sliced and self._adc_lossless()
-                                            and not self.device_effects)
-        p = self.plan
-        amax = 2 ** (p.abits - 1) if p.act_signed else 2**p.abits - 1
-        if direct and amax * float(self.wq.abs().sum(1).max()) < 2**24:  # one exact float32 conv
-            w32 = self._wq32.reshape(lay.weight.shape)
-            yint = F.conv2d(xq.float(), w32, None, lay.stride, lay.padding, lay.dilation).double()
-            y = yint * (self.w_scale * self.a_scale)
-            if lay.bias is not None:
-                y = y + lay.bias.detach().double().reshape(1, -1, 1, 1)
-            return y.to(x.dtype)
-        cols = F.unfold(xq, lay.kernel_size, dilation=lay.dilation, padding=lay.padding, stride=lay.stride)
-        L = cols.shape[-1]
-        yint = self._int_matmul(cols.transpose(1, 2).reshape(N * L, -1))
-        y = self._finish(yint)
-        kh, kw = lay.kernel_size
-        Ho = (H + 2 * lay.padding[0] - lay.dilation[0] * (kh - 1) - 1) // lay.stride[0] + 1
-        Wo = (W + 2 * lay.padding[1] - lay.dilation[1] * (kw - 1) - 1) // lay.stride[1] + 1
-        return y.reshape(N, Ho, Wo, -1).permute(0, 3, 1, 2).to(x.dtype).contiguous()
+        route = self._route()
+        if route == "digital":
+            return self._finish(self._conv_exact(xq), x.dtype, (1, -1, 1, 1))
+        if route.startswith("fast"):
+            y = self._conv(xq.float(), self.w_fast.reshape(self.layer.weight.shape))
+            return self._finish(self._fast_noise(y, route == "fast_lossless"), x.dtype, (1, -1, 1, 1))
+        blocks, (N, Ho, Wo) = self._patch_blocks(xq)
+        xsum = None
+        if self.plan.scheme == "offset":
+            ones = torch.ones((1, *self.layer.weight.shape[1:]), dtype=torch.float64, device=xq.device)
+            if self._amax * ones.numel() < _F32_EXACT:
+                xsum = self._conv(xq.float(), ones.float()).reshape(-1).double()
+            else:
+                xsum = self._conv(xq.double(), ones).reshape(-1)
+        yint = self._run_blocks(blocks, N * Ho * Wo, xsum)  # (O, N*Ho*Wo)
+        if route == "calibrate":
+            return self._finish(self._conv_exact(xq), x.dtype, (1, -1, 1, 1))
+        yint = yint.reshape(-1, N, Ho, Wo).transpose(0, 1)
+        return self._finish(yint, x.dtype, (1, -1, 1, 1)).contiguous()
 
 
 # ------------------------------------------------------------------------------------------------ model level
@@ -494,13 +689,22 @@ def to_pim(model: nn.Module, hardware: HardwareConfig, *, calib_loader, input_sh
     dev = _resolve_device(device)
     m = copy.deepcopy(model).to(dev).eval()
     fold_batchnorm(m)
-    targets = [(n, mod) for n, mod in m.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
-    bad = [n for n, mod in targets if isinstance(mod, nn.Conv2d)
-           and (mod.groups != 1 or isinstance(mod.padding, str) or mod.padding_mode != "zeros")]
+    bad = unmappable_layers(m)
     if bad and not allow_digital:
-        raise CrossnasError(f"layers that cannot be mapped to crossbars: {bad} (pass allow_digital=True "
-                            "to keep them digital)")
-    targets = [(n, mod) for n, mod in targets if n not in bad]
+        raise CrossnasError("layers that cannot be mapped to crossbars: "
+                            + "; ".join(f"{n} ({why})" for n, why in bad)
+                            + " (pass allow_digital=True to keep them digital)")
+    if bad:
+        warnings.warn("kept digital, not simulated on crossbars: " + ", ".join(n for n, _ in bad),
+                      stacklevel=2)
+    skip = [n for n, _ in bad]
+    targets = [(n, mod) for n, mod in m.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))
+               and not any(n == b or n.startswith(b + ".") for b in skip)]
+    bits = dict(bits or {})
+    unknown = sorted(set(bits) - {n for n, _ in targets})
+    if unknown:
+        raise CrossnasError(f"bits: no mappable Conv2d/Linear layer named {unknown}; layers: "
+                            f"{[n for n, _ in targets]}")
     stats: dict[str, list[float]] = {n: [math.inf, 0.0] for n, _ in targets}
     hooks = []
     for n, mod in targets:
@@ -518,12 +722,11 @@ def to_pim(model: nn.Module, hardware: HardwareConfig, *, calib_loader, input_sh
         h.remove()
     if not seen:
         raise CrossnasError("calib_loader: expected at least one batch")
-    bits = bits or {}
     for i, (n, mod) in enumerate(targets):
         own_w, own_a = getattr(mod, "weight_bits", None), getattr(mod, "act_bits", None)
-        wb, ab = bits.get(n, (None, None))
-        wb = wb or own_w or hardware.quant.weight_bits
-        ab = ab or own_a or hardware.quant.act_bits
+        wb, ab = bits.get(n, (None, None))  # precedence: bits argument, the layer's own, the hardware's
+        wb = next(v for v in (wb, own_w, hardware.quant.weight_bits) if v is not None)
+        ab = next(v for v in (ab, own_a, hardware.quant.act_bits) if v is not None)
         if hasattr(mod, "act_signed") and own_a is not None:
             signed = bool(mod.act_signed)
         else:
@@ -536,6 +739,7 @@ def to_pim(model: nn.Module, hardware: HardwareConfig, *, calib_loader, input_sh
         parent, _, child = n.rpartition(".")
         setattr(m.get_submodule(parent) if parent else m, child, wrapped)
     m.to(dev)
+    m.pim_digital_layers = skip  # layers the user asked to keep digital (allow_digital=True)
     if hardware.adc.range == "calibrated":
         set_mode(m, "calibrate")
         with torch.no_grad():

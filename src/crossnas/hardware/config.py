@@ -95,7 +95,7 @@ class ADCConfig(_Strict):
     """Area of one ADC; None takes it from `energy_table`."""
     energy_table: Literal["murmann", "isaac", "neurosim", "mnsim"] = "murmann"
     """Which component table gives energy/area per conversion when not set explicitly."""
-    range: Literal["full_scale", "calibrated"] = "full_scale"
+    range: Literal["full_scale", "calibrated"] = "calibrated"
     """ADC input range: the theoretical maximum partial sum, or calibrated per layer."""
     percentile: float = Field(99.99, gt=0, le=100)
     """With range=calibrated: the percentile of observed |partial sums| that maps to full scale."""
