@@ -1,9 +1,9 @@
 """`crossnas search CONFIG --supernet CKPT --out DIR [--resume]`: cross-layer search from a trained supernet.
 
-CONFIG is the train-supernet YAML plus `hardware` (preset or file, and `set` overrides) and `search`
-(`crossnas.search.config.SearchConfig`: strategy, budget, mode joint|two-stage, objectives, constraints,
-fidelity, final_fidelity, backend, ...). Selection uses the validation split only; the Pareto set is
-re-evaluated at `final_fidelity` before it is written.
+CONFIG is the crossnas YAML (`crossnas.pipeline.config`); this command reads `data`, `space`, `hardware`
+and `search` (`crossnas.search.config.SearchConfig`: strategy, budget, mode joint|two-stage, objectives,
+constraints, fidelity, final_fidelity, backend, ...). Selection uses the validation split only; the Pareto
+set is re-evaluated at `final_fidelity` before it is written.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crossnas.cli.train_supernet import _call_filtered, load_config
 from crossnas.errors import CrossnasError
 
 
@@ -31,40 +30,32 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crossnas.data import load_dataset
     from crossnas.device import resolve_device
-    from crossnas.hardware import load_hardware
+    from crossnas.pipeline.config import (
+        build_supernet,
+        load_run_config,
+        load_splits,
+        resolve_hardware,
+        resolve_space,
+    )
     from crossnas.search.config import load_search_config
     from crossnas.search.crosslayer import run_cross_layer_search
-    from crossnas.space import get_space_preset, load_space
-    from crossnas.supernet import Supernet
     from crossnas.supernet.train import load_checkpoint
 
-    cfg = load_config(args.config, required=("data", "space"))
+    cfg = load_run_config(args.config)
     overrides = {k: v for k, v in (("backend", args.backend), ("workers", args.workers),
                                    ("address", args.address)) if v is not None}
-    search_cfg = load_search_config({**(cfg.get("search") or {}), **overrides})
+    search_cfg = load_search_config({**cfg.search.model_dump(), **overrides}) if overrides else cfg.search
     if not args.supernet.is_file():
         raise CrossnasError(f"--supernet: file {args.supernet} not found (train one with train-supernet)")
-    data_cfg = dict(cfg["data"])
-    if "name" not in data_cfg:
-        raise CrossnasError("config.data.name: expected a dataset name")
-    splits = _call_filtered(load_dataset, data_cfg.pop("name"), **data_cfg)
-    space_cfg = cfg["space"] or {}
-    if space_cfg.get("file"):
-        space = load_space(space_cfg["file"], input_size=splits.input_size)
-    elif space_cfg.get("preset"):
-        space = get_space_preset(space_cfg["preset"], input_size=splits.input_size)
-    else:
-        raise CrossnasError("config.space: expected a preset or a file")
-    hw_cfg = dict(cfg.get("hardware") or {})
-    hw = load_hardware(hw_cfg.get("preset", "mnsim-default"), hw_cfg.get("set"))
-    supernet = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
+    splits = load_splits(cfg)
+    space = resolve_space(cfg, splits.input_size)
+    supernet = build_supernet(cfg, splits, space)
     load_checkpoint(supernet, args.supernet)
     dev = resolve_device(args.device)
     supernet.to(dev)
-    result = run_cross_layer_search(space, supernet, splits, hw, search_cfg, args.out, resume=args.resume,
-                                    device=str(dev), progress=not args.no_progress)
+    result = run_cross_layer_search(space, supernet, splits, resolve_hardware(cfg), search_cfg, args.out,
+                                    resume=args.resume, device=str(dev), progress=not args.no_progress)
     final = result.meta.get("final", {})
     print(f"{len(result.pareto)} designs on the Pareto front ({result.n_evaluations} evaluations, "
           f"{search_cfg.mode}; front re-evaluated at fidelity {final.get('fidelity')} on "

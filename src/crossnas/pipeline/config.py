@@ -1,8 +1,8 @@
-"""The `crossnas run` config: every section typed and validated before any work starts.
+"""The crossnas config: every section typed and validated before any work starts.
 
-One YAML file holds the sections of all stages: `data`, `space`, `supernet`, `hardware`, `search` (shared
-with `crossnas train-supernet` / `crossnas search`), and the pipeline's own `select`, `retrain`,
-`baselines`, `final`. Unknown keys are errors that name the field.
+One YAML file serves `crossnas run`, `crossnas train-supernet` and `crossnas search` (each reads the
+sections it needs): `data`, `space`, `supernet`, `hardware`, `search`, and the pipeline's own `select`,
+`retrain`, `baselines`, `final`. Unknown keys are errors that name the field.
 """
 
 from __future__ import annotations
@@ -131,6 +131,24 @@ def load_run_config(source: str | Path | dict) -> RunConfig:
             msg = str(e)
             raise CrossnasError(f"{where}: {msg if msg.startswith(field) else f'{field}: {msg}'}") from None
     return cfg
+
+
+def load_splits(cfg: RunConfig):
+    from crossnas.data import load_dataset
+
+    d = cfg.data
+    return load_dataset(d.name, root=d.root, seed=d.seed, val_fraction=d.val_fraction, limit=d.limit,
+                        download=d.download)
+
+
+def build_supernet(cfg: RunConfig, splits, space):
+    """The supernet at its seeded initial weights (they must not depend on what ran before)."""
+    import torch
+
+    from crossnas.supernet import Supernet
+
+    torch.manual_seed(cfg.supernet.seed)
+    return Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
 
 
 def resolve_hardware(cfg: RunConfig):

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from crossnas.pipeline.config import RunConfig, load_run_config, resolve_hardware, resolve_space
+from crossnas.pipeline.config import (
+    RunConfig,
+    build_supernet,
+    load_run_config,
+    load_splits,
+    resolve_hardware,
+    resolve_space,
+)
 from crossnas.pipeline.state import STAGES, RunState
 from crossnas.search.store import atomic_write
 
@@ -74,11 +81,7 @@ class _Pipeline:
     @property
     def splits(self):
         if self._splits is None:
-            from crossnas.data import load_dataset
-
-            d = self.cfg.data
-            self._splits = load_dataset(d.name, root=d.root, seed=d.seed, val_fraction=d.val_fraction,
-                                        limit=d.limit, download=d.download)
+            self._splits = load_splits(self.cfg)
         return self._splits
 
     @property
@@ -95,11 +98,7 @@ class _Pipeline:
     @property
     def supernet(self):
         if self._supernet is None:
-            from crossnas.supernet import Supernet
-
-            s = self.splits
-            torch.manual_seed(self.cfg.supernet.seed)  # initial weights must not depend on what ran before
-            self._supernet = Supernet.from_space(self.space, s.in_channels, s.num_classes, s.input_size)
+            self._supernet = build_supernet(self.cfg, self.splits, self.space)
         return self._supernet
 
     def train_loader(self, seed: int, batch_size: int = 128) -> DataLoader:
