@@ -1,34 +1,21 @@
 """The cross-layer evaluator joins supernet, simulator and cost model into one search."""
 
 import functools
-import tempfile
 
 import numpy as np
 import torch
 
-from crossnas.data import load_dataset
 from crossnas.hardware import load_hardware
 from crossnas.search import search
 from crossnas.search.crosslayer import CrossLayerEvaluator
-from crossnas.space import get_space_preset
-from crossnas.supernet import Supernet
-from crossnas.supernet.train import SupernetTrainConfig, train_supernet
+from helpers import one_epoch_demo_supernet
 
 torch.set_num_threads(1)
 
 
 @functools.cache
 def _trained():
-    """One epoch of training: an untrained supernet's quantizers output zeros, so every candidate would
-    score the same and nothing below could fail."""
-    splits = load_dataset("digits", seed=0, limit=400)
-    space = get_space_preset("demo", input_size=splits.input_size)
-    torch.manual_seed(0)
-    sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
-    cfg = SupernetTrainConfig(epochs=1, batch_size=64, lr=0.05, val_subnets=0, device="cpu")
-    with tempfile.TemporaryDirectory() as d:
-        train_supernet(sn, splits, cfg, d, progress=False)
-    return splits, space, sn
+    return one_epoch_demo_supernet(400)
 
 
 def _evaluator(**kw):

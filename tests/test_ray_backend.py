@@ -17,15 +17,12 @@ ray = pytest.importorskip("ray", reason="the Ray backend needs the 'distributed'
 
 import torch  # noqa: E402
 
-from crossnas.data import load_dataset  # noqa: E402
 from crossnas.errors import CrossnasError  # noqa: E402
 from crossnas.hardware import load_hardware  # noqa: E402
 from crossnas.search import ProcessPoolBackend, search  # noqa: E402
 from crossnas.search.crosslayer import CrossLayerEvaluator  # noqa: E402
 from crossnas.search.ray_backend import RayBackend  # noqa: E402
-from crossnas.space import get_space_preset  # noqa: E402
-from crossnas.supernet import Supernet  # noqa: E402
-from crossnas.supernet.train import SupernetTrainConfig, train_supernet  # noqa: E402
+from helpers import one_epoch_demo_supernet  # noqa: E402
 
 torch.set_num_threads(1)  # the contract: one torch thread per worker, the driver included
 SEARCH = {"objectives": {"accuracy_pim": "max", "edp_js": "min"}, "strategy": "nsga2", "budget": 8,
@@ -49,12 +46,7 @@ def backend():
 def problem(tmp_path_factory):
     """The digits demo space and an evaluator on a briefly trained supernet, so accuracies differ between
     candidates and depend on every input of the evaluation (BN and calibration batches included)."""
-    splits = load_dataset("digits", seed=0, limit=400)
-    space = get_space_preset("demo", input_size=splits.input_size)
-    torch.manual_seed(0)
-    sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
-    cfg = SupernetTrainConfig(epochs=1, batch_size=64, lr=0.05, val_subnets=0, device="cpu")
-    train_supernet(sn, splits, cfg, tmp_path_factory.mktemp("sn"), progress=False)
+    splits, space, sn = one_epoch_demo_supernet(400)
     shape = (splits.in_channels, splits.input_size, splits.input_size)
     ev = CrossLayerEvaluator(space, sn, splits.train, splits.val, load_hardware("mnsim-default"), shape,
                              fidelity="fast", val_limit=64, bn_batches=2, calib_batches=1, batch_size=32)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from crossnas.data import load_dataset
 from crossnas.errors import CrossnasError
 from crossnas.hardware import load_hardware
 from crossnas.search import LocalBackend, SubSpace, gene_groups
@@ -16,9 +15,7 @@ from crossnas.search.config import SearchConfig, load_search_config
 from crossnas.search.crosslayer import make_evaluator, pick_winner, run_cross_layer_search, stage1_genome
 from crossnas.search.problem import objective_matrix
 from crossnas.search.result import nondominated
-from crossnas.space import get_space_preset
-from crossnas.supernet import Supernet
-from crossnas.supernet.train import SupernetTrainConfig, train_supernet
+from helpers import one_epoch_demo_supernet
 
 torch.set_num_threads(1)
 TINY = {"budget": 8, "pop_size": 4, "seed": 0, "val_limit": 48, "bn_batches": 1, "calib_batches": 1,
@@ -39,12 +36,7 @@ class CountingBackend(LocalBackend):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """Digits demo space and a supernet trained for one epoch (untrained, every candidate scores alike)."""
-    splits = load_dataset("digits", seed=0, limit=300)
-    space = get_space_preset("demo", input_size=splits.input_size)
-    torch.manual_seed(0)
-    sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
-    cfg = SupernetTrainConfig(epochs=1, batch_size=64, lr=0.05, val_subnets=0, device="cpu")
-    train_supernet(sn, splits, cfg, tmp_path_factory.mktemp("sn"), progress=False)
+    splits, space, sn = one_epoch_demo_supernet(300)
     return space, sn, splits, load_hardware("mnsim-default")
 
 
