@@ -124,12 +124,7 @@ def _pareto_search(fig, ax, hist, front, rescored, chosen) -> None:
         ax.scatter([x], [y], marker="*", s=180, color="crimson", edgecolors="k", linewidths=0.6, zorder=5,
                    label="chosen" if i == 0 else None)
         _label(ax, ch["name"], (x, y), i)
-    ax.set_xscale("log")
-    ax.set_xlabel("EDP (mJ x ms, log scale)")
-    ax.set_ylabel("PIM accuracy (%), validation")
-    ax.set_title("search (validation split)")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="lower right", fontsize=8)
+    _edp_axes(ax, "PIM accuracy (%), validation", "search (validation split)", "lower right")
 
 
 def _pareto_test(ax, tested, show_published: bool) -> None:
@@ -156,12 +151,17 @@ def _pareto_test(ax, tested, show_published: bool) -> None:
                        label="published (own simulators)" if i == 0 else None)
             ax.annotate(p["method"], (p["edp_mj_ms"], p["accuracy_pim"] * PCT), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color="dimgray")
+    _edp_axes(ax, "accuracy (%), test subset", "final evaluation (test split, mean +- std over chips)",
+              "best")
+
+
+def _edp_axes(ax, ylabel: str, title: str, legend_loc: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("EDP (mJ x ms, log scale)")
-    ax.set_ylabel("accuracy (%), test subset")
-    ax.set_title("final evaluation (test split, mean +- std over chips)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc=legend_loc, fontsize=8)
 
 
 def component_energy(cost: dict) -> dict[str, float]:
