@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossnas.pipeline.state import STAGES
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="end-to-end: supernet, search, retrain, final evaluation, report",
@@ -21,7 +23,7 @@ def add_parser(sub) -> None:
                    help="where search candidates are evaluated (overrides search.backend)")
     p.add_argument("--workers", type=int, default=None, help="workers/actors for process or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT)")
-    p.add_argument("--stop-after", default=None, help="end after this stage (supernet, search, retrain, ...)")
+    p.add_argument("--stop-after", default=None, choices=STAGES, help="end after this stage")
     p.add_argument("--no-progress", action="store_true")
 
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from crossnas.errors import CrossnasError
-from crossnas.pipeline.config import RunConfig, load_run_config
-from crossnas.pipeline.run import RunResult, run_pipeline
+
+# the config and runner pull in torch: imported on first use so `import crossnas.pipeline` stays cheap
+_LAZY = {"RunConfig": "crossnas.pipeline.config", "load_run_config": "crossnas.pipeline.config",
+         "RunResult": "crossnas.pipeline.run", "run_pipeline": "crossnas.pipeline.run"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'crossnas.pipeline' has no attribute {name!r}")
+
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
