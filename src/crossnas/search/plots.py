@@ -16,11 +16,15 @@ def plot_pareto(result: SearchResult, path, x: str = "edp_js", y: str = "accurac
                 color: str | None = "latency_s") -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     hist = [r["metrics"] for r in result.history]
-    ax.scatter([m[x] for m in hist], [m[y] for m in hist], s=8, c="lightgray", label="evaluated")
+    # a front re-scored at final fidelity sits among in-loop scores: say which is which
+    rescored = any("search_metrics" in r for r in result.pareto)
+    ax.scatter([m[x] for m in hist], [m[y] for m in hist], s=8, c="lightgray",
+               label="evaluated (search fidelity)" if rescored else "evaluated")
     par = sorted((r["metrics"] for r in result.pareto), key=lambda m: m[x])
     if par:
         c = [m[color] for m in par] if color and all(color in m for m in par) else None
-        sc = ax.scatter([m[x] for m in par], [m[y] for m in par], s=24, c=c, cmap="viridis", label="Pareto",
+        sc = ax.scatter([m[x] for m in par], [m[y] for m in par], s=24, c=c, cmap="viridis",
+                        label="Pareto (re-scored)" if rescored else "Pareto",
                         zorder=3)
         ax.plot([m[x] for m in par], [m[y] for m in par], lw=0.8, color="k", zorder=2)
         if c is not None:
