@@ -39,18 +39,9 @@ def _cmap(name: str):
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:
-    """tight_layout, write to a hidden temp file beside `path`, then rename over it (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.tight_layout()
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from crossnas.search.store import atomic_savefig  # module level stays light (see tests)
+
+    return atomic_savefig(fig, path, dpi=100)
 
 
 def _auto_unit(values: Sequence[float], base: str) -> tuple[float, str]:

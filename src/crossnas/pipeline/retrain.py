@@ -21,18 +21,14 @@ def _weights(module: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-@torch.no_grad()
 def accuracy(module: nn.Module, loader, device: torch.device) -> float:
-    """Digital (fake-quantized) top-1 accuracy."""
+    """Digital (fake-quantized) top-1 accuracy; the module's train/eval mode is kept."""
+    from crossnas.supernet.train import top1_accuracy
+
     was = module.training
-    module.eval()
-    hits = total = 0
-    for x, y in loader:
-        pred = module(x.to(device)).argmax(1).cpu()
-        hits += int((pred == y).sum())
-        total += len(y)
+    acc = top1_accuracy(module, loader, device)
     module.train(was)
-    return hits / max(total, 1)
+    return acc
 
 
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from crossnas.search.result import SearchResult  # noqa: E402
+from crossnas.search.store import atomic_savefig  # noqa: E402
 
 
 def plot_pareto(result: SearchResult, path, x: str = "edp_js", y: str = "accuracy_pim",
@@ -44,11 +45,6 @@ def plot_hypervolume(result: SearchResult, path) -> Path:
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
+    path = atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
     return path

@@ -18,6 +18,21 @@ def atomic_write(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
+def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """tight_layout, write a matplotlib figure as PNG to a hidden temp file beside `path`, rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 class Store:
     """Records {genome, key, arch, metrics, wall_s, generation}, unique by canonical key."""
 

@@ -105,7 +105,8 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
-def _evaluate(model, loader, dev, arch=None) -> float:
+def top1_accuracy(model, loader, dev, arch=None) -> float:
+    """Top-1 accuracy in eval mode (the model is left in eval mode); `arch` selects a supernet path."""
     model.eval()
     correct = total = 0
     for x, y in loader:
@@ -223,9 +224,9 @@ def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev
         if cfg.bn_recal_batches:
             sub = supernet.extract(arch)
             recalibrate_bn(sub, _epoch_loader(train, cfg, epoch, salt=1), cfg.bn_recal_batches, seed=cfg.seed)
-            acc = _evaluate(sub, val, dev)
+            acc = top1_accuracy(sub, val, dev)
         else:
-            acc = _evaluate(supernet, val, dev, arch)
+            acc = top1_accuracy(supernet, val, dev, arch)
         res.append({"arch": arch.to_dict(), "acc": acc})
     supernet.train()
     return res
