@@ -59,3 +59,14 @@ def row_tile_bounds(rows_needed: int, rows_per_tile_: int) -> list[tuple[int, in
     """[start, stop) row ranges of each tile in im2col order (channel-major, as weight.reshape(O, -1))."""
     n = int(row_tiles(rows_needed, rows_per_tile_))
     return [(t * int(rows_per_tile_), min(rows_needed, (t + 1) * int(rows_per_tile_))) for t in range(n)]
+
+
+def mappable(module) -> bool:
+    """Whether a module is a matrix layer that goes onto crossbars, for the cost model and the simulator alike.
+
+    Conv1d, Conv2d (grouped and depthwise ones as one set of tiles per group) and Linear map; everything
+    else runs in digital periphery or, when neither side knows it, is listed as not costed, never skipped.
+    """
+    from torch import nn
+
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear))
