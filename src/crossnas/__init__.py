@@ -1,5 +1,9 @@
 """crossnas: joint search of network, quantization and analog PIM hardware."""
 
+from crossnas.threads import set_omp_defaults
+
+set_omp_defaults()  # before anything imports torch: OpenMP reads it when torch loads it
+
 # Heavy modules (torch) load on first use, so `import crossnas` stays cheap.
 _LAZY = {"load_design": "crossnas.design", "save_design": "crossnas.design", "Design": "crossnas.design",
          "export_onnx": "crossnas.export"}

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from crossnas.pipeline.state import STAGES
+from crossnas.threads import add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -25,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT)")
     p.add_argument("--stop-after", default=None, choices=STAGES, help="end after this stage")
     p.add_argument("--no-progress", action="store_true")
+    add_threads_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update=overrides)})
     out = args.out or Path("runs") / (cfg.name or path.stem)
     res = run_pipeline(cfg, out, resume=args.resume, device=args.device, progress=not args.no_progress,
-                       stop_after=args.stop_after)
+                       stop_after=args.stop_after, threads=args.threads)
     if res.final:
         for e in res.final["entries"]:
             t, c = e["test"], e["cost"]["totals"]

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from crossnas.errors import CrossnasError
+from crossnas.threads import add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--address", default=None, help="override search.address (ray cluster)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-progress", action="store_true")
+    add_threads_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from crossnas.search.config import load_search_config
     from crossnas.search.crosslayer import run_cross_layer_search
     from crossnas.supernet.train import load_checkpoint
+    from crossnas.threads import apply_for_space
 
     cfg = load_run_config(args.config)
     overrides = {k: v for k, v in (("backend", args.backend), ("workers", args.workers),
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise CrossnasError(f"--supernet: file {args.supernet} not found (train one with train-supernet)")
     splits = load_splits(cfg)
     space = resolve_space(cfg, splits.input_size)
+    apply_for_space(args.threads or cfg.threads, space, splits.in_channels, search_cfg.batch_size)
     supernet = build_supernet(cfg, splits, space)
     load_checkpoint(supernet, args.supernet)
     dev = resolve_device(args.device)

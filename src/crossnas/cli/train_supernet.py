@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from crossnas.threads import add_threads_option
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train-supernet", help="train the quantization-aware one-shot supernet",
@@ -20,16 +22,20 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="override supernet.device (default: the config's value, auto when unset)")
     p.add_argument("--no-progress", action="store_true")
+    add_threads_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from crossnas.pipeline.config import build_supernet, load_run_config, load_splits, resolve_space
     from crossnas.supernet.train import train_supernet
+    from crossnas.threads import apply_for_space
 
     cfg = load_run_config(args.config)
     train_cfg = cfg.supernet.model_copy(update={"device": args.device}) if args.device else cfg.supernet
     splits = load_splits(cfg)
-    supernet = build_supernet(cfg, splits, resolve_space(cfg, splits.input_size))
+    space = resolve_space(cfg, splits.input_size)
+    apply_for_space(args.threads or cfg.threads, space, splits.in_channels, train_cfg.batch_size)
+    supernet = build_supernet(cfg, splits, space)
     hist = train_supernet(supernet, splits, train_cfg, args.out, resume=args.resume,
                           progress=not args.no_progress)
     if hist:

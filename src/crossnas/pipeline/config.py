@@ -8,7 +8,7 @@ sections it needs): `data`, `space`, `supernet`, `hardware`, `search`, and the p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,6 +96,8 @@ class FinalSection(_Strict):
 class RunConfig(_Strict):
     name: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    """torch intra-op threads per process (crossnas.threads): auto sizes them by work and free cores."""
     data: DataSection
     space: SpaceSection
     supernet: SupernetTrainConfig = Field(default_factory=SupernetTrainConfig)

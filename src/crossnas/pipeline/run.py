@@ -59,7 +59,7 @@ def hardware_summary(hw) -> dict:
 
 class _Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool, device: str | None, progress: bool,
-                 backend=None):
+                 backend=None, threads: str | int | None = None):
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
@@ -76,6 +76,13 @@ class _Pipeline:
         self.final: dict | None = None
         self.report_html: Path | None = None
         self.hardware = resolve_hardware(cfg)
+        from crossnas.threads import apply_for_space
+
+        # before any torch work; recorded in run.json (a resume may change it, like the device)
+        choice = apply_for_space(threads or cfg.threads, self.space, self.splits.in_channels,
+                                 cfg.supernet.batch_size)
+        self.state.data["threads"] = choice.to_dict()
+        self.state.save()
 
     # --- shared inputs, built once when a stage needs them ---------------------------------------
     @property
@@ -262,12 +269,13 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None) -> RunResult:
+                 backend=None, threads: str | int | None = None) -> RunResult:
     """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption)."""
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
-    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
+    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend,
+                  threads=threads)
     for name in STAGES:
         getattr(p, f"stage_{name}")()
         if name == stop_after:
