@@ -214,7 +214,7 @@ def test_resume_of_a_cut_search_matches_an_uninterrupted_one(setup, tmp_path):
 def _cli_config(tmp_path, setup) -> tuple:
     space, sn, _, _ = setup
     ck = tmp_path / "sn.pt"
-    torch.save({"model": sn.state_dict()}, ck)
+    torch.save({"model": sn.state_dict(), "form": 2}, ck)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         "data: {name: digits, seed: 0, limit: 300}\nspace: {preset: demo}\n"

@@ -79,21 +79,45 @@ def test_validity_rules():
     assert not s.is_valid(np.zeros(s.n_genes + 1, dtype=np.int64))
 
 
-def test_canonical_idempotent_and_skip_reset():
+def test_canonical_idempotent_skips_last_genes_move_with_their_block():
     s = CrossLayerSpace(CrossLayerSpec(**SMALL, adc_bits=[4, 6], adc_per_layer=True, crossbar=[32, 64]))
+    skip = s.spec.blocks.index("skip")
     rng = np.random.default_rng(1)
     for _ in range(200):
         g = rng.integers(0, s.sizes)
         c = s.canonical(g)
         assert (s.canonical(c) == c).all()
-        assert s.is_valid(g) == s.is_valid(c)
-        for i in range(3):
-            row = c[i * 5 : (i + 1) * 5]
-            if s.spec.blocks[row[0]] == "skip":
-                assert (row[1:] == 0).all()
-            else:
-                assert (row == g[i * 5 : (i + 1) * 5]).all()
+        assert s.is_valid(g) == s.is_valid(c) or g[0] == skip  # a leading skip is invalid, not after
+        rows, crow = g[:15].reshape(3, 5), c[:15].reshape(3, 5)
+        active = [r for r in rows if r[0] != skip]
+        assert all((a == b).all() for a, b in zip(active, crow))  # non-skip rows in order, genes intact
+        assert all(r[0] == skip and (r[1:] == 0).all() for r in crow[len(active):])
         assert (c[15:] == g[15:]).all()
+
+
+def _meaning(space, g):
+    """What a genome builds, read without `canonical`: its non-skip blocks in order, each with its
+    per-slot ADC bits, and the global hardware genes."""
+    arch = space.to_arch(g)
+    adc = arch.hardware.get("adc.per_layer", {})
+    blocks = tuple((b, adc.get(f"blocks.{i}.*")) for i, b in arch.network.active)
+    hw = tuple(sorted((k, v) for k, v in arch.hardware.items() if k != "adc.per_layer"))
+    return blocks, hw
+
+
+def test_canonical_dedupes_exactly_and_count_matches_brute_force():
+    s = CrossLayerSpace(CrossLayerSpec(**{**SMALL, "widths": [4], "wbits": [2]}, adc_bits=[4, 6],
+                                       adc_per_layer=True, cell_bits=[1, 2]))
+    by_meaning: dict = {}
+    for g in _enumerate(s):
+        if s.is_valid(g):
+            by_meaning.setdefault(_meaning(s, g), set()).add(s.key(g))
+    # one canonical key per distinct network, and distinct networks never share a key
+    assert all(len(keys) == 1 for keys in by_meaning.values())
+    assert len({k for keys in by_meaning.values() for k in keys}) == len(by_meaning)
+    assert s.count_configs() == len(by_meaning)
+    nets = {tuple(b for b, _ in m[0]) for m in by_meaning}
+    assert s.count_networks() == len(nets)
 
 
 def test_to_arch_and_hardware_overlay():
@@ -187,11 +211,11 @@ def test_count_topologies_and_input_size():
 
 
 # --- sampling ------------------------------------------------------------------------------------
-def test_sampling_uniform_over_valid_raw_genomes():
+def test_sampling_uniform_over_valid_raw_genomes_then_canonical():
     s = CrossLayerSpace(CrossLayerSpec(n_slots=3, widths=[4, 8], wbits=[2], abits=[2], input_size=4))
     kinds = s.spec.blocks
-    # exact expectation: frequency of each block kind per slot over valid raw genomes
-    valid = [g for g in _enumerate(s) if s.is_valid(g)]
+    # exact expectation: frequency of each block kind per slot over the canonical forms of valid raw genomes
+    valid = [s.canonical(g) for g in _enumerate(s) if s.is_valid(g)]
     n = 4000
     samples = s.sample(np.random.default_rng(123), n)
     assert all(s.is_valid(x) and (s.canonical(x) == x).all() for x in samples)
@@ -221,7 +245,7 @@ def test_presets():
     assert p.input_size == 32 and p.spec.n_slots == 8 and p.head_hidden == (200, 50) and p.head_bits == 9
     assert p.n_genes == 8 * 4 + 3
     assert p.genes[p.labels.index("hw.adc_bits")].choices == (10, 8, 6, 4)
-    assert p.count_networks(bits=False) == 84_491_190
+    assert p.count_networks(bits=False) == 44_415_630  # 1-8 non-skip blocks, 9 kind/width options, <= 4 pools
     assert p.count_configs() == p.count_networks() * 4 * 2 * 4
     d = get_space_preset("demo")
     assert d.n_slots == 3 and d.widths == (8, 16) and d.wbits == (4, 6, 8) and len(d.block_kinds) == 4

@@ -167,8 +167,9 @@ def _splits():
 
 
 def _cfg(epochs, **kw):
-    return SupernetTrainConfig(epochs=epochs, batch_size=16, lr=0.05, seed=3, noise_sigma=0.05,
-                               device="cpu", val_subnets=2, **kw)
+    base = {"epochs": epochs, "batch_size": 16, "lr": 0.05, "seed": 3, "noise_sigma": 0.05, "device": "cpu",
+            "val_subnets": 2}
+    return SupernetTrainConfig(**{**base, **kw})
 
 
 def test_resume_equivalence(tmp_path):
@@ -261,3 +262,52 @@ def test_cli_train_supernet(tmp_path, capsys):
     cfg.write_text("data: {name: digits}\nspace: {preset: demo}\nsupernet: {epochs: 1, bogus: 3}\n")
     assert main(["train-supernet", str(cfg), "--out", str(tmp_path / "p")]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+# --- canonical paths, sandwich rule, checkpoint form ----------------------------------------------------
+def test_own_sampler_draws_canonical_paths():
+    net = _net()
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        kinds = [b.kind for b in net.sample_arch(rng).blocks]
+        n = len([k for k in kinds if k != "skip"])
+        assert "skip" not in kinds[:n] and all(k == "skip" for k in kinds[n:])
+
+
+def test_sandwich_trains_largest_and_smallest_with_distillation(tmp_path, monkeypatch):
+    from crossnas.supernet import train as tr
+
+    net = _net()
+    largest, smallest = net.extreme_arch("largest"), net.extreme_arch("smallest")
+    assert [b.kind for b in largest.blocks] == ["residual"] * 4 and largest.blocks[0].width == 16
+    assert [b.kind for b in smallest.blocks] == ["vgg_pool", "skip", "skip", "skip"]
+    assert smallest.blocks[0].width == 8 and smallest.blocks[0].wbits == 3
+    seen, losses = [], []
+    forward, kl = Supernet.forward, tr.F.kl_div
+    monkeypatch.setattr(Supernet, "forward", lambda self, x, a: seen.append(a) or forward(self, x, a))
+    monkeypatch.setattr(tr.F, "kl_div", lambda *a, **k: losses.append("kd") or kl(*a, **k))
+    cfg = _cfg(1, sampling="sandwich", sandwich_random=1, distill=True, val_subnets=0)
+    train_supernet(net, _splits(), cfg, tmp_path / "s", progress=False)
+    steps = len(seen) // 3
+    assert steps >= 2 and seen[0::3] == [largest] * steps and seen[1::3] == [smallest] * steps
+    assert len(losses) == 2 * steps  # every path but the largest learns from the largest one
+    seen.clear(), losses.clear()
+    train_supernet(_net(), _splits(), _cfg(1, sampling="uniform", val_subnets=0), tmp_path / "u",
+                   progress=False)
+    assert len(seen) == steps and not losses
+
+
+def test_old_form_checkpoint_refused(tmp_path):
+    from crossnas.supernet.train import load_checkpoint
+
+    net = _net()
+    train_supernet(net, _splits(), _cfg(1, val_subnets=0), tmp_path, progress=False)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["form"] == 2
+    load_checkpoint(_net(), tmp_path / "checkpoint.pt")
+    del ck["form"]
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    with pytest.raises(CrossnasError, match="form 1"):
+        load_checkpoint(_net(), tmp_path / "checkpoint.pt")
+    with pytest.raises(CrossnasError, match="form 1"):
+        train_supernet(_net(), _splits(), _cfg(2), tmp_path, resume=True, progress=False)

@@ -53,6 +53,11 @@ class NetworkArch:
     def active(self) -> list[tuple[int, BlockArch]]:
         return [(i, b) for i, b in enumerate(self.blocks) if b.kind != "skip"]
 
+    def canonical(self) -> NetworkArch:
+        """Skips moved to the end: a network is its sequence of non-skip blocks (a skip is an identity)."""
+        skips = [b for b in self.blocks if b.kind == "skip"]
+        return NetworkArch(tuple(b for _, b in self.active) + tuple(skips), head_bits=self.head_bits)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

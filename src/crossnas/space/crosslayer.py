@@ -6,7 +6,9 @@ Gene order: for each slot i `slot{i}.block`, `slot{i}.width`, `slot{i}.wbits`, `
 
 Validity: slot 0 is not a skip; after the network's max-pools (each halves H, floor) the map entering
 the head is at least 2x2; `hw.cell_bits` <= the wbits of every active (non-skip) slot.
-Canonical: skip slots get their width/bits (and per-slot ADC) genes set to index 0.
+Canonical: a network is its sequence of non-skip blocks (a skip is an identity), so the skip slots move
+to the end, every non-skip slot keeping its own width/bits (and per-slot ADC) genes and its order, and
+skip slots get those genes set to index 0. Sampling draws genes uniformly, then canonicalises.
 """
 
 from __future__ import annotations
@@ -189,7 +191,9 @@ class CrossLayerSpace(Space):
     def canonical(self, genome: np.ndarray) -> np.ndarray:
         g = np.array(genome, dtype=np.int64, copy=True)
         s = self._slots(g)  # view
-        s[s[:, 0] == self._skip_idx, 1:] = 0
+        skip = s[:, 0] == self._skip_idx
+        s[:] = np.concatenate([s[~skip], s[skip]])  # stable: the non-skip blocks keep their order
+        s[int((~skip).sum()):, 1:] = 0
         return g
 
     # --- meaning ----------------------------------------------------------------------------------
@@ -248,25 +252,22 @@ class CrossLayerSpace(Space):
         for c in cells:
             nwb = sum(1 for w in sp.wbits if c is None or w >= c) if bits else 1
             active = nw * nwb * na * nadc  # distinct gene settings of one active slot
-            # dp[p] = number of slot prefixes with p pools
+            # canonical networks are sequences of 1..n_slots active blocks (skips padded at the end):
+            # dp[p] = number of active-block sequences of the current length with p pools
+            kinds = [k for k in sp.blocks if k != "skip"]
+            lengths = range(1, sp.n_slots + 1) if "skip" in sp.blocks else [sp.n_slots]
             dp = [0] * (self.max_pools + 1)
             dp[0] = 1
-            for i in range(sp.n_slots):
+            for length in range(1, sp.n_slots + 1):
                 new = [0] * len(dp)
                 for p, n in enumerate(dp):
-                    if not n:
-                        continue
-                    for kind in sp.blocks:
-                        if kind == "skip":
-                            if i > 0:
-                                new[p] += n
-                        elif kind == "vgg_pool":
-                            if p + 1 < len(dp):
-                                new[p + 1] += n * active
-                        else:
-                            new[p] += n * active
+                    for kind in kinds:
+                        q = p + (kind == "vgg_pool")
+                        if n and q < len(dp):
+                            new[q] += n * active
                 dp = new
-            total += sum(dp)
+                if length in lengths:
+                    total += sum(dp)
         return total * other
 
     def count_networks(self, bits: bool = True) -> int:

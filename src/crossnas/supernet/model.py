@@ -186,8 +186,20 @@ class Supernet(nn.Module):
                            for _ in range(s.n_slots))
             arch = NetworkArch(blocks=blocks, head_bits=s.head_bits)
             if self._valid(arch):
-                return arch
+                return arch.canonical()  # drawn as the space draws, then canonical (skips last)
         raise CrossnasError("supernet: could not sample a valid architecture (pool constraint too tight?)")
+
+    def extreme_arch(self, which: str) -> NetworkArch:
+        """The largest or the smallest path (the sandwich rule trains both every step)."""
+        from types import SimpleNamespace
+
+        from crossnas.space.crosslayer import _max_pools
+        from crossnas.space.extremes import largest_network, smallest_network
+
+        s = self.spec
+        view = SimpleNamespace(n_slots=s.n_slots, block_kinds=s.block_kinds, widths=s.widths, wbits=s.wbits,
+                               abits=s.abits, head_bits=s.head_bits, max_pools=_max_pools(self.input_size))
+        return (largest_network if which == "largest" else smallest_network)(view)
 
     def _valid(self, arch: NetworkArch) -> bool:
         return (len(arch.blocks) == self.spec.n_slots and arch.blocks[0].kind != "skip"

@@ -25,6 +25,9 @@ from crossnas.supernet.bn import recalibrate_bn
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+# The network form the supernet's slots were trained on. 2: canonical networks (skips last, so slot i holds
+# the i-th non-skip block); 1 (no field): skips anywhere. A form-1 checkpoint's weights mean other paths.
+FORM = 2
 
 
 class SupernetTrainConfig(BaseModel):
@@ -44,6 +47,13 @@ class SupernetTrainConfig(BaseModel):
     val_subnets: int = Field(3, ge=0)
     grad_clip: float = Field(5.0, ge=0)  # max gradient norm per step; 0 disables
     amp: bool = False  # bfloat16 autocast for the training forward pass on CUDA; no effect on CPU
+    sampling: Literal["uniform", "sandwich"] = "sandwich"
+    """Paths per step: `uniform`, one sampled path; `sandwich`, the largest and the smallest path plus
+    `sandwich_random` sampled ones, gradients summed into one update (BigNAS / OFA's sandwich rule)."""
+    sandwich_random: int = Field(2, ge=0)
+    distill: bool = True
+    """Sandwich only: every path but the largest learns the largest path's soft predictions (in-place
+    distillation, KL to its detached softmax) instead of the labels."""
 
 
 def _as_dataset(obj: Any) -> Dataset:
@@ -149,6 +159,7 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
         if not ckpt_path.exists():
             raise CrossnasError(f"resume: no checkpoint at {ckpt_path}")
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        _check_form(ck, ckpt_path)
         supernet.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -177,18 +188,25 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
             loss_sum = correct = seen = 0.0
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
-                arch = supernet.sample_arch(sampler)
-                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    logits = supernet(x, arch)
-                    loss = F.cross_entropy(logits, y)
-                if not torch.isfinite(loss):
-                    kept = (f"last good checkpoint kept at {ckpt_path}" if ckpt_path.exists()
-                            else "no checkpoint written yet")
-                    raise CrossnasError(
-                        f"supernet training diverged: loss is {loss.item()} at epoch {epoch + 1} (arch "
-                        f"{arch.to_dict()}); {kept}; lower lr or check the data")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                teacher = None
+                for k, arch in enumerate(_step_paths(supernet, sampler, cfg)):
+                    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                        pred = supernet(x, arch)
+                        loss = (F.cross_entropy(pred, y) if teacher is None else F.kl_div(
+                            F.log_softmax(pred, 1), F.softmax(teacher, 1), reduction="batchmean"))
+                    if not torch.isfinite(loss):
+                        kept = (f"last good checkpoint kept at {ckpt_path}" if ckpt_path.exists()
+                                else "no checkpoint written yet")
+                        raise CrossnasError(
+                            f"supernet training diverged: loss is {loss.item()} at epoch {epoch + 1} (arch "
+                            f"{arch.to_dict()}); {kept}; lower lr or check the data")
+                    loss.backward()
+                    if k == 0:  # the metrics follow the first path (the largest one in a sandwich)
+                        logits, first_loss = pred.detach(), loss.detach()
+                        if cfg.sampling == "sandwich" and cfg.distill:
+                            teacher = logits.float()
+                loss = first_loss
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
                 opt.step()
@@ -203,7 +221,7 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
             if val is not None and cfg.val_subnets:
                 rec["val"] = _val_subnets(supernet, train, val, cfg, epoch, dev)
                 rec["val_acc_mean"] = float(np.mean([v["acc"] for v in rec["val"]]))
-            _atomic_save({"model": supernet.state_dict(), "optimizer": opt.state_dict(),
+            _atomic_save({"model": supernet.state_dict(), "optimizer": opt.state_dict(), "form": FORM,
                           "scheduler": sched.state_dict(), "epoch": epoch + 1, "rng": _rng_state(sampler),
                           "config": cfg.model_dump()}, ckpt_path)
             with open(out / METRICS, "a") as f:
@@ -213,6 +231,21 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
         if bar:
             bar.stop()
     return history
+
+
+def _step_paths(supernet, sampler: np.random.Generator, cfg: SupernetTrainConfig) -> list:
+    """The paths one step trains, the largest first in a sandwich (it teaches the others)."""
+    if cfg.sampling == "uniform":
+        return [supernet.sample_arch(sampler)]
+    return [supernet.extreme_arch("largest"), supernet.extreme_arch("smallest"),
+            *(supernet.sample_arch(sampler) for _ in range(cfg.sandwich_random))]
+
+
+def _check_form(ck: dict, path: Path) -> None:
+    if ck.get("form", 1) != FORM:
+        raise CrossnasError(f"supernet checkpoint {path}: network form {ck.get('form', 1)} (skips anywhere), "
+                            f"this crossnas trains form {FORM} (canonical networks, skips last); its slots "
+                            "hold other blocks' weights: train the supernet again")
 
 
 def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev) -> list[dict]:
@@ -235,8 +268,9 @@ def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev
 def load_checkpoint(supernet, path: str | Path) -> dict:
     """Load a training checkpoint's weights into `supernet`; returns the checkpoint dict."""
     ck = torch.load(Path(path), map_location="cpu", weights_only=False)
+    _check_form(ck, Path(path))
     supernet.load_state_dict(ck["model"])
     return ck
 
 
-__all__ = ["SupernetTrainConfig", "train_supernet", "load_checkpoint"]
+__all__ = ["FORM", "SupernetTrainConfig", "train_supernet", "load_checkpoint"]
