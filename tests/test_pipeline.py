@@ -27,9 +27,9 @@ TINY = {
                                                     "quant.act_bits": 6}},
     "search": {"strategy": "nsga2", "budget": 8, "pop_size": 4, "seed": 0, "val_limit": 32, "bn_batches": 2,
                "final_chips": 1},
-    "select": {"rule": "top_k", "k": 2},
+    "select": {"rule": "top_k", "k": 2, "rerank": 3, "rerank_epochs": 1},
     "retrain": {"epochs": 1, "batch_size": 32, "seed": 0},
-    "baselines": {"models": ["lenet"], "width_mult": {"lenet": 0.5}, "epochs": 1},
+    "baselines": {"models": ["lenet"], "width_mult": {"lenet": 0.5}, "epochs": 1, "bits_epochs": 1},
     "final": {"test_limit": 24, "seed": 0, "chips": 2, "batch_size": 16},
 }
 
@@ -63,7 +63,23 @@ def test_full_pipeline_writes_every_artifact(full_run):
         assert (out / rel).is_file(), rel
     final = json.loads((out / "final.json").read_text())
     kinds = [e["kind"] for e in final["entries"]]
-    assert kinds.count("baseline") == 1 and 1 <= kinds.count("design") <= 2
+    n_designs = kinds.count("design")
+    assert 1 <= n_designs <= 2
+    # lenet at the chip's default bits and at its best uniform bits, the latter also on each design's chip
+    bits = json.loads((out / "baselines" / "bits.json").read_text())["lenet"]
+    best = max((4, 6, 8), key=lambda b: (bits[f"w{b}a{b}@1"], -b))
+    names = [e["name"] for e in final["entries"]]
+    assert names[n_designs:] == ["lenet", f"lenet-w{best}a{best}"] + [
+        f"lenet-w{best}a{best}@design-{i + 1}" for i in range(n_designs)]
+    on_chip = {e["name"]: e for e in final["entries"]}
+    for i in range(n_designs):
+        d, b = on_chip[f"design-{i + 1}"], on_chip[f"lenet-w{best}a{best}@design-{i + 1}"]
+        assert b["hardware"] == d["hardware"] and b["chip"] == f"design-{i + 1}"
+    assert on_chip["lenet"]["chip"] == "default"
+    # re-ranked: the designs carry the short standalone training's scores and the search's
+    rr = json.loads((out / "select" / "rerank.json").read_text())["results"]
+    front = json.loads((out / "search/pareto.json").read_text())["pareto"]
+    assert len(rr) == min(3, len(front)) and all(len(r["val_curve"]) == 1 for r in rr.values())
     assert final["chips"] == 2 and final["test_subset"]["n"] == 24 and final["split"] == "test"
     pareto_keys = {r["key"] for r in json.loads((out / "search/pareto.json").read_text())["pareto"]}
     for e in final["entries"]:
@@ -71,8 +87,9 @@ def test_full_pipeline_writes_every_artifact(full_run):
         assert 0.0 <= e["test"]["accuracy_pim"] <= 1.0
         assert e["cost"]["totals"]["edp_js"] > 0
         if e["kind"] == "design":
-            assert e["source_key"] in pareto_keys
-            assert e["retrain"]["epochs"] == 1
+            assert e["source_key"] in pareto_keys and e["source_key"] in rr
+            assert e["retrain"]["epochs"] == 1 and len(e["retrain"]["val_curve"]) == 1
+            assert e["val"]["accuracy_pim"] == rr[e["source_key"]]["accuracy_pim"]
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and "design-1" in html and "lenet" in html
     assert res.report_html == out / "report.html"
@@ -205,3 +222,51 @@ def test_noise_aware_training_restores_clean_weights_and_is_seeded():
     assert torch.equal(trained(0.3, 0.1), trained(0.3, 0.1))
     assert not torch.equal(trained(0.3, 0.1), trained(0.0, 0.1))
     assert not torch.equal(trained(0.3, 0.1, seed=0), trained(0.3, 0.1, seed=1))
+
+
+def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(full_run, tmp_path):
+    import shutil
+
+    src, _ = full_run
+    out = tmp_path / "floor"
+    shutil.copytree(src, out)
+    state = json.loads((out / "run.json").read_text())
+    for s in ("retrain", "final", "report"):  # the same run, stopped after its baselines
+        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
+    (out / "run.json").write_text(json.dumps(state))
+    for d in ("designs", "final"):
+        shutil.rmtree(out / d)
+    (out / "final.json").unlink()
+    high = copy.deepcopy(TINY)
+    high["select"]["min_accuracy"] = {"value": 0.5, "relative_to": "lenet"}  # 50 points above lenet
+    lenet = json.loads((out / "baselines" / "lenet" / "design.json").read_text())
+    with pytest.raises(CrossnasError, match=r"no design reaches the floor .*lenet.*best validation accuracy "
+                                            r"found is [0-9.]+.*--resume"):
+        run_pipeline(high, out, progress=False, resume=True)
+    state = json.loads((out / "run.json").read_text())
+    assert state["stages"]["retrain"]["runs"] == 0 and not (out / "designs").exists()
+    assert state["select"]["met"] is False
+    assert state["select"]["floor"] >= lenet["metrics"]["retrain"]["val_acc_after"] + 0.5 - 1e-9
+    rr = (out / "select" / "rerank.json").read_text()
+    low = copy.deepcopy(TINY)
+    low["select"]["min_accuracy"] = {"value": 0.0}
+    run_pipeline(low, out, progress=False, resume=True, stop_after="retrain")
+    state = json.loads((out / "run.json").read_text())
+    assert state["stages"]["retrain"]["status"] == "done" and state["select"]["met"] is True
+    assert (out / "select" / "rerank.json").read_text() == rr  # the re-ranking was not run again
+    assert state["config_changes"][-1]["sections"] == ["select"]
+
+
+def test_retraining_stops_on_patience_and_keeps_the_best_epoch():
+    data = _tiny_set()
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    info = train_qat(m, data, data, epochs=40, lr=1e-12, batch_size=16, patience=2)  # nothing improves
+    assert info["epochs"] == 3 and len(info["val_curve"]) == 3 and info["best_epoch"] == 1
+    assert info["max_epochs"] == 40
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    info = train_qat(m, data, data, epochs=12, lr=0.2, batch_size=16, patience=3)
+    curve = info["val_curve"]
+    assert info["best_epoch"] == 1 + curve.index(max(curve)) and info["val_acc_after"] == max(curve)
+    assert len(curve) == 12 or len(curve) - info["best_epoch"] == 3

@@ -33,9 +33,11 @@ def test_auto_one_thread_for_small_work_more_only_on_free_cores():
     assert 1e6 < small < th.MACS_PER_THREAD
     assert th.auto_threads(small, cores=16, load=0.0) == 1
     big = 8 * th.MACS_PER_THREAD
-    assert th.auto_threads(big, cores=4, load=0.0) == 4
-    assert th.auto_threads(big, cores=4, load=2.2) == 2
-    assert th.auto_threads(big, cores=4, load=9.0) == 1  # a busy machine: one thread, never zero
+    assert th.auto_threads(big, cores=4, load=0.0, passive=False) == 4
+    assert th.auto_threads(big, cores=4, load=2.2, passive=False) == 2
+    assert th.auto_threads(big, cores=4, load=9.0, passive=False) == 1  # busy and spinning: one, never 0
+    assert th.auto_threads(big, cores=4, load=9.0, passive=True) == 4
+    assert th.auto_threads(3 * th.MACS_PER_THREAD, cores=4, load=0.0, passive=True) == 3
     assert th.auto_threads(None, cores=4, load=0.0) == 1
 
 
@@ -66,8 +68,9 @@ def test_run_applies_threads_before_torch_work_and_records_them(tmp_path, monkey
         rec = json.loads((tmp_path / "r" / "run.json").read_text())["threads"]
         assert rec["setting"] == 1 and rec["intra_op"] == 1 and rec["cores"] >= 1
         torch.set_num_threads(2)
-        run_mod.run_pipeline({**cfg, "threads": "auto"}, tmp_path / "r", progress=False, stop_after="supernet",
-                             resume=True)  # threads may change on resume, like the device
+        # threads may change on resume, like the device
+        run_mod.run_pipeline({**cfg, "threads": "auto"}, tmp_path / "r", progress=False,
+                             stop_after="supernet", resume=True)
         assert seen["threads"] == 1  # the demo's work is small: auto picks one thread
         assert json.loads((tmp_path / "r" / "run.json").read_text())["threads"]["setting"] == "auto"
     finally:
@@ -79,7 +82,8 @@ def test_cli_train_supernet_applies_threads_first(tmp_path, monkeypatch):
     from crossnas.supernet import train as tr
 
     seen = {}
-    monkeypatch.setattr(tr, "train_supernet", lambda *a, **k: seen.setdefault("t", torch.get_num_threads()) and [])
+    monkeypatch.setattr(tr, "train_supernet",
+                        lambda *a, **k: seen.setdefault("t", torch.get_num_threads()) and [])
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {name: digits, limit: 100}\nspace: {preset: demo}\n")
     before = torch.get_num_threads()

@@ -1,9 +1,9 @@
 """Thread policy: how many intra-op threads torch uses in this process, chosen before any torch work.
 
-`threads: auto` picks one thread for small networks (the common case here: a supernet step of a few
-hundred MFLOP does not amortise OpenMP's fork/join, and on a shared machine a second thread mostly
-waits for a core another process holds) and, for large work, as many threads as there are free cores
-(affinity mask minus the 1-minute load average). Parallel work goes to processes (the search's pool
+`threads: auto` picks one thread for small networks (a supernet step of a few tens of MMAC does not
+amortise OpenMP's fork/join) and, for large work, one thread per MACS_PER_THREAD up to the cores of
+the affinity mask; with spinning OpenMP waits only the free cores (mask minus the 1-minute load
+average) count. Parallel work goes to processes (the search's pool
 runs one thread per worker). `OMP_WAIT_POLICY=PASSIVE` makes idle OpenMP threads sleep instead of
 spinning on a core another process needs; it is read when torch loads its OpenMP runtime, so it is set
 on `import crossnas` (before torch) and only where the user has not set it.
@@ -63,11 +63,20 @@ class ThreadChoice:
         return asdict(self)
 
 
-def auto_threads(work_macs: float | None, cores: int | None = None, load: float | None = None) -> int:
-    """Threads for one process doing `work_macs` per step on a machine with `free_cores` free."""
+def auto_threads(work_macs: float | None, cores: int | None = None, load: float | None = None,
+                 passive: bool | None = None) -> int:
+    """Threads for one process doing `work_macs` per step: one for small work, else one per
+    MACS_PER_THREAD up to the cores. With spinning OpenMP waits (OMP_WAIT_POLICY not PASSIVE) only the
+    free cores count: a spinning thread whose partner is descheduled burns the core the partner needs
+    (the 3-4x slowdown issue #13 measured). With passive waits a busy machine costs an extra thread little,
+    and each thread gets its own share of the cores (benchmarks/threads.py)."""
     if not work_macs or work_macs < MACS_PER_THREAD:
         return 1
-    return max(1, min(free_cores(cores, load), int(work_macs // MACS_PER_THREAD)))
+    cores = machine_cores() if cores is None else cores
+    if passive is None:
+        passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    limit = cores if passive else free_cores(cores, load)
+    return max(1, min(limit, int(work_macs // MACS_PER_THREAD)))
 
 
 def resolve_threads(setting: str | int, work_macs: float | None = None) -> ThreadChoice:

@@ -47,6 +47,12 @@ class HardwareSection(_Strict):
     """Dotted overrides, e.g. {device.variation: 0.1}."""
 
 
+class MinAccuracy(_Strict):
+    value: float = 0.0
+    """Absolute accuracy, or, with relative_to, added to that baseline's validation accuracy."""
+    relative_to: Literal["vgg8", "lenet"] | None = None
+
+
 class SelectSection(_Strict):
     """How designs are chosen from the (validation) Pareto front for retraining."""
 
@@ -56,12 +62,23 @@ class SelectSection(_Strict):
     """top_k ranks by this metric (max for accuracies, min otherwise)."""
     budget: dict[str, float] = Field(default_factory=dict)
     """best_under: e.g. {edp_js: 1e-9}; the k most accurate designs within every budget."""
+    min_accuracy: MinAccuracy | None = None
+    """A floor on validation accuracy (crossnas.pipeline.choose); no design above it stops the run."""
+    rerank: int = Field(0, ge=0)
+    """Candidates (the rule's first ones on the front) re-scored by a short standalone training."""
+    rerank_epochs: int = Field(2, ge=1)
 
 
 class RetrainSection(_Strict):
-    """Fine-tuning of chosen designs from their inherited weights, quantization- and noise-aware."""
+    """Training of chosen designs and baselines (one recipe), quantization- and noise-aware, until the
+    validation accuracy stops improving."""
 
     epochs: int = Field(5, ge=0)
+    """The maximum number of epochs."""
+    patience: int | None = Field(3, ge=1)
+    """Stop after this many epochs without a better validation accuracy; None runs every epoch."""
+    init: Literal["scratch", "supernet"] = "supernet"
+    """Designs start from fresh seeded weights or from the supernet's (BN recalibrated)."""
     batch_size: int = Field(128, ge=1)
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -78,8 +95,13 @@ class BaselinesSection(_Strict):
     """Registry names (crossnas.models); an empty list skips baselines."""
     width_mult: dict[str, float] = Field(default_factory=lambda: {"vgg8": 0.25})
     """Channel multiplier per model (others 1.0): full VGG-8 is sized for CIFAR, not for a CPU demo."""
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(0.05, gt=0)
+    epochs: int | None = Field(None, ge=1)
+    """None: the retrain recipe's (epochs, patience, lr), so designs and baselines train alike."""
+    lr: float | None = Field(None, gt=0)
+    best_bits: bool = True
+    """Also train each baseline at the uniform w/a bits (among the space's bit choices) best on
+    validation after `bits_epochs` epochs, and score it on every design's chip."""
+    bits_epochs: int = Field(2, ge=1)
 
 
 class FinalSection(_Strict):

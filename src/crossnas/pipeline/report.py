@@ -18,7 +18,7 @@ from crossnas.errors import CrossnasError
 from crossnas.pipeline import report_plots as rp
 from crossnas.pipeline.references import PUBLISHED, REFERENCE_DATASET
 
-STAGE_ORDER = ("supernet", "search", "retrain", "baselines", "final", "report")
+STAGE_ORDER = ("supernet", "search", "baselines", "retrain", "final", "report")
 PLOT_NAMES = ("pareto.png", "components.png", "layers.png", "hypervolume.png", "supernet.png")
 
 # ("h1"|"h2"|"p", text) | ("ul", [text]) | ("table", headers, rows) | ("img", png path, alt, path in the md)

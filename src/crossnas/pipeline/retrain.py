@@ -5,10 +5,15 @@ each step perturbs every conv/linear weight multiplicatively, w * (1 + sigma * n
 backward on the perturbed weights, restores the clean weights and applies the gradient to them, so the
 network learns weights whose accuracy survives programming variation (the analog simulator draws the
 same per-cell relative variation).
+
+Convergence: with `patience`, the validation accuracy is measured after every epoch and training stops
+once it has not improved for `patience` epochs (or at `epochs`, the maximum); the module ends at the
+weights of its best epoch. Budgets are epochs, never wall time, so results do not depend on the load.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -33,8 +38,11 @@ def accuracy(module: nn.Module, loader, device: torch.device) -> float:
 
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,
               momentum: float = 0.9, weight_decay: float = 5e-4, noise_sigma: float = 0.0, seed: int = 0,
-              device: torch.device | str = "cpu", progress: bool = False, label: str = "train") -> dict:
-    """Train `module` in place (SGD, cosine schedule); returns val accuracy before/after and the epochs.
+              device: torch.device | str = "cpu", progress: bool = False, label: str = "train",
+              patience: int | None = None) -> dict:
+    """Train `module` in place (SGD, cosine schedule over `epochs`); returns val accuracy before/after,
+    the epochs run, the per-epoch validation curve and the best epoch (whose weights the module keeps
+    when `patience` is set; without it every epoch runs and the last weights are kept).
 
     Reproducible: the shuffling generator and the noise generator are seeded from `seed`.
     """
@@ -43,7 +51,8 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     val_loader = DataLoader(val_set, batch_size=256)
     before = accuracy(module, val_loader, device)
     if epochs == 0:
-        return {"epochs": 0, "noise_sigma": noise_sigma, "val_acc_before": before, "val_acc_after": before}
+        return {"epochs": 0, "noise_sigma": noise_sigma, "val_acc_before": before, "val_acc_after": before,
+                "val_curve": [], "best_epoch": 0, "max_epochs": 0, "patience": patience}
     gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=gen, drop_last=False)
@@ -52,8 +61,10 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     weights = _weights(module)
     bar = _bar(label, epochs) if progress else None
+    curve: list[float] = []
+    best, best_epoch, best_state = before, 0, None
     try:
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             module.train()
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
@@ -74,12 +85,26 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
                 sched.step()
             if bar is not None:
                 bar.advance()
+            if patience is None:
+                continue
+            curve.append(accuracy(module, val_loader, device))
+            if curve[-1] > best or best_state is None:
+                best, best_epoch = curve[-1], epoch
+                best_state = copy.deepcopy(module.state_dict())
+            elif epoch - best_epoch >= patience:
+                break
     finally:
         if bar is not None:
             bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
     module.eval()
-    return {"epochs": epochs, "noise_sigma": noise_sigma, "val_acc_before": before,
-            "val_acc_after": accuracy(module, val_loader, device)}
+    after = accuracy(module, val_loader, device)
+    if patience is None:
+        curve, best_epoch = [after], epochs  # one evaluation, at the end
+    return {"epochs": best_epoch if patience is None else len(curve), "noise_sigma": noise_sigma,
+            "val_acc_before": before, "val_acc_after": after, "val_curve": curve, "best_epoch": best_epoch,
+            "max_epochs": epochs, "patience": patience}
 
 
 class _bar:

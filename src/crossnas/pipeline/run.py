@@ -140,15 +140,12 @@ class _Pipeline:
 
     def stage_retrain(self) -> None:
         from crossnas.design import save_design
-        from crossnas.pipeline.retrain import train_qat
-        from crossnas.pipeline.select import select_designs
-        from crossnas.supernet import recalibrate_bn
+        from crossnas.pipeline.designs import choose_designs, train_network
 
         if self.state.done("retrain"):
             return
-        sel, result = self.cfg.select, self.result
-        chosen = select_designs(result["pareto"], result["history"], result["objectives"], rule=sel.rule,
-                                k=sel.k, metric=sel.metric, budget=sel.budget)
+        # before the stage starts: a floor no design meets stops here, `select` still open to change
+        chosen = choose_designs(self, self.result)
         rc = self.cfg.retrain
         with self.state.stage("retrain"):
             for i, (rec, reason) in enumerate(chosen):
@@ -157,51 +154,22 @@ class _Pipeline:
                     continue
                 arch = self.space.to_arch(np.asarray(rec["genome"], dtype=np.int64))
                 hw = self.hardware.with_overrides(arch.hardware)
-                net = self.supernet.extract(arch.network)
-                recalibrate_bn(net, self.train_loader(rc.seed), n_batches=self.cfg.search.bn_batches,
-                               seed=rc.seed)
-                sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
-                torch.manual_seed(rc.seed + i)
-                info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
-                                 batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
-                                 noise_sigma=sigma, seed=rc.seed + i, device=self.device,
-                                 progress=self.progress, label=f"retrain design-{i + 1}")
+                net, info = train_network(self, arch.network, hw, seed=rc.seed + i,
+                                          label=f"retrain design-{i + 1}")
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
                             name=f"design-{i + 1}",
                             metrics={"val": rec["metrics"], "retrain": info, "selected_by": reason,
-                                     "source_key": rec["key"], "description": describe_network(arch.network)})
+                                     "source_key": rec["key"], "description": describe_network(arch.network),
+                                     "search_val": rec.get("search_scores"), "rerank": rec.get("rerank")})
 
     def stage_baselines(self) -> None:
-        from crossnas.design import save_design
-        from crossnas.models import get_model
-        from crossnas.pipeline.retrain import train_qat
-        from crossnas.quant import quantize_model
+        from crossnas.pipeline.baselines import train_baselines
 
-        if self.state.done("baselines"):
-            return
-        bc, rc, hw, s = self.cfg.baselines, self.cfg.retrain, self.hardware, self.splits
-        with self.state.stage("baselines"):
-            for j, name in enumerate(bc.models):
-                bdir = self.run_dir / "baselines" / name
-                if (bdir / "design.json").exists():
-                    continue
-                kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
-                torch.manual_seed(rc.seed + 1000 + j)
-                model = get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs)
-                wb, ab = hw.quant.weight_bits, hw.quant.act_bits
-                model = quantize_model(model, wb, ab)
-                sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
-                info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
-                                 momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
-                                 seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
-                                 label=f"baseline {name}")
-                desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
-                save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
-                            num_classes=s.num_classes, input_size=s.input_size, name=name,
-                            model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
-                            metrics={"retrain": info, "description": desc, "selected_by": "baseline"})
+        if not self.state.done("baselines"):
+            with self.state.stage("baselines"):
+                train_baselines(self)
 
     def test_subset(self) -> tuple[Subset, dict]:
         fc, test = self.cfg.final, self.splits.test
@@ -219,32 +187,32 @@ class _Pipeline:
         if self.state.done("final"):
             self.final = json.loads(path.read_text())
             return
+        from crossnas.pipeline.baselines import final_plan
+
         fc = self.cfg.final
-        dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
-        dirs += [self.run_dir / "baselines" / m for m in self.cfg.baselines.models]
         with self.state.stage("final"):
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
             calib = [b for _, b in zip(range(fc.calib_batches), self.train_loader(fc.seed, fc.batch_size))]
             entries = []
-            for d in dirs:
-                if not (d / "design.json").exists():
-                    continue
-                cache = self.run_dir / "final" / f"{d.name}.json"
+            for name, d, chip in final_plan(self.run_dir, self.cfg.baselines.models):
+                cache = self.run_dir / "final" / f"{name}.json"
                 if cache.exists():
                     entries.append(json.loads(cache.read_text()))
                     continue
                 t0 = time.perf_counter()
                 design = load_design(d)
+                hw = design.hardware if chip is None else load_design(chip).hardware  # a design's chip
                 meta = design.meta.get("metrics") or {}
-                pim = evaluate_pim(design.module, loader, design.hardware, calib_loader=calib, chips=fc.chips,
+                pim = evaluate_pim(design.module, loader, hw, calib_loader=calib, chips=fc.chips,
                                    fidelity=fc.fidelity, seed=fc.seed, device=str(self.device))
-                cost = evaluate_cost(extract_layers(design.module.cpu(), self.input_shape), design.hardware)
-                entry = {"name": d.name, "kind": "baseline" if d.parent.name == "baselines" else "design",
+                cost = evaluate_cost(extract_layers(design.module.cpu(), self.input_shape), hw)
+                entry = {"name": name, "kind": "baseline" if d.parent.name == "baselines" else "design",
+                         "chip": "default" if chip is None else chip.name,
                          "source_key": meta.get("source_key"), "selected_by": meta.get("selected_by"),
                          "description": meta.get("description", d.name),
                          "design_dir": str(d.relative_to(self.run_dir)), "bits": layer_bits(design.module),
-                         "hardware": hardware_summary(design.hardware), "val": meta.get("val"),
+                         "hardware": hardware_summary(hw), "val": meta.get("val"),
                          "retrain": meta.get("retrain"),
                          "test": {"accuracy_digital": float(pim.accuracy_digital),
                                   "accuracy_pim": float(pim.accuracy_pim),

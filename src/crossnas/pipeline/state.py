@@ -16,11 +16,11 @@ from typing import Any
 from crossnas.errors import CrossnasError
 from crossnas.search.store import atomic_write
 
-STAGES = ("supernet", "search", "retrain", "baselines", "final", "report")
+STAGES = ("supernet", "search", "baselines", "retrain", "final", "report")  # baselines before selection
 # the first stage that reads each config section: on --resume a section may change only while that
 # stage has not started (device may always change; name is a label)
 FIRST_READER = {"data": "supernet", "space": "supernet", "supernet": "supernet", "hardware": "search",
-                "search": "search", "select": "retrain", "retrain": "retrain", "baselines": "baselines",
+                "search": "search", "select": "retrain", "retrain": "baselines", "baselines": "baselines",
                 "final": "final"}
 
 

@@ -1,0 +1,106 @@
+"""Hand-made baselines, trained like the designs: each model at the hardware's default bits and, with
+`baselines.best_bits`, at the uniform weight/activation bits (among the space's bit choices) that reach
+the best validation accuracy after `baselines.bits_epochs` epochs; the latter is also scored on every
+design's chip in the final stage, so each design meets the baselines on its own hardware.
+
+Folders: `baselines/NAME` (default bits) and `baselines/NAME-wBaB` (best uniform bits); the short
+trainings that choose the bits are cached in `baselines/bits.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from crossnas.search.store import atomic_write
+
+BITS = "bits.json"
+
+
+def uniform_bits(space) -> list[int]:
+    """Bit widths the space offers for weights and activations alike."""
+    return sorted(set(space.wbits) & set(space.abits))
+
+
+def _train(p, name: str, j: int, wb: int, ab: int, *, epochs: int | None, label: str):
+    from crossnas.models import get_model
+    from crossnas.pipeline.designs import recipe
+    from crossnas.pipeline.retrain import train_qat
+    from crossnas.quant import quantize_model
+
+    s, bc, seed = p.splits, p.cfg.baselines, p.cfg.retrain.seed + 1000 + j
+    kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
+    torch.manual_seed(seed)
+    model = quantize_model(get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs), wb, ab)
+    info = train_qat(model, s.train, s.val, seed=seed, device=p.device, progress=p.progress, label=label,
+                     **recipe(p, p.hardware, baseline=True, epochs=epochs))
+    return model, kwargs, info
+
+
+def best_bits(p, name: str, j: int) -> int:
+    """The uniform bits with the best validation accuracy after the short training (ties: fewer bits)."""
+    path = p.run_dir / "baselines" / BITS
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    epochs = p.cfg.baselines.bits_epochs
+    runs = saved.setdefault(name, {})
+    for b in uniform_bits(p.space):
+        key = f"w{b}a{b}@{epochs}"
+        if key not in runs:
+            _, _, info = _train(p, name, j, b, b, epochs=epochs, label=f"baseline {name} w{b}a{b} (bits)")
+            runs[key] = info["val_acc_after"]
+            atomic_write(path, json.dumps(saved, indent=1))
+    scores = {b: runs[f"w{b}a{b}@{epochs}"] for b in uniform_bits(p.space)}
+    return max(scores, key=lambda b: (scores[b], -b))
+
+
+def train_baselines(p) -> None:
+    from crossnas.design import save_design
+
+    s, bc, hw = p.splits, p.cfg.baselines, p.hardware
+    for j, name in enumerate(bc.models):
+        plans = [(name, hw.quant.weight_bits, hw.quant.act_bits, "baseline")]
+        if bc.best_bits and uniform_bits(p.space):
+            b = best_bits(p, name, j)
+            plans.append((f"{name}-w{b}a{b}", b, b, "baseline, best uniform bits on validation"))
+        for folder, wb, ab, why in plans:
+            bdir = p.run_dir / "baselines" / folder
+            if (bdir / "design.json").exists():
+                continue
+            model, kwargs, info = _train(p, name, j, wb, ab, epochs=None, label=f"baseline {folder}")
+            desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
+            save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels, num_classes=s.num_classes,
+                        input_size=s.input_size, name=folder,
+                        model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
+                        metrics={"retrain": info, "description": desc, "selected_by": why})
+
+
+def baseline_dirs(run_dir: Path, models: list[str]) -> list[Path]:
+    """Every trained baseline folder, by model: the default-bits one first."""
+    out = []
+    for name in models:
+        out += [d for d in [run_dir / "baselines" / name] if (d / "design.json").exists()]
+        out += sorted(d for d in (run_dir / "baselines").glob(f"{name}-w*a*") if (d / "design.json").exists())
+    return out
+
+
+def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
+    """The best validation accuracy among `name`'s trained baselines (any bits), None when none."""
+    accs = []
+    for d in baseline_dirs(run_dir, [name]):
+        meta = json.loads((d / "design.json").read_text())
+        acc = ((meta.get("metrics") or {}).get("retrain") or {}).get("val_acc_after")
+        if acc is not None:
+            accs.append(float(acc))
+    return max(accs) if accs else None
+
+
+def final_plan(run_dir: Path, models: list[str]) -> list[tuple[str, Path, Path | None]]:
+    """(entry name, design folder, chip folder or None for its own hardware) for the final stage: the
+    designs, every baseline on the default chip, and each best-bits baseline on each design's chip."""
+    designs = sorted((run_dir / "designs").glob("design-*"), key=lambda d: int(d.name.split("-")[1]))
+    bases = baseline_dirs(run_dir, models)
+    plan = [(d.name, d, None) for d in designs + bases]
+    plan += [(f"{b.name}@{d.name}", b, d) for d in designs for b in bases if b.name not in models]
+    return plan

@@ -1,0 +1,163 @@
+"""Designs and baselines trained alike, and the choice of designs: one training recipe (the `retrain`
+section: epochs as a maximum, patience, the noise-aware step), the designs' starting weights (fresh or the
+supernet's), re-ranking of the front's first candidates by a short standalone training, and the
+validation-accuracy floor (`select.min_accuracy`).
+
+Selection runs before the retrain stage starts, so a floor no design meets stops the run with the
+`select` section still open to change: `--resume` continues with another floor, re-using every
+re-ranking training already done (`select/rerank.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from crossnas.errors import CrossnasError
+from crossnas.search.store import atomic_write
+
+RERANK = "rerank.json"
+
+
+def recipe(p, hw, *, baseline: bool = False, epochs: int | None = None) -> dict:
+    """train_qat keywords of the run's one recipe; `epochs` (a short training) runs every epoch."""
+    rc, bc = p.cfg.retrain, p.cfg.baselines
+    lr = bc.lr if baseline and bc.lr is not None else rc.lr
+    full = bc.epochs if baseline and bc.epochs is not None else rc.epochs
+    return {"epochs": full if epochs is None else epochs, "patience": rc.patience if epochs is None else None,
+            "lr": lr, "batch_size": rc.batch_size, "momentum": rc.momentum, "weight_decay": rc.weight_decay,
+            "noise_sigma": hw.device.variation if rc.noise_sigma is None else rc.noise_sigma}
+
+
+def start_module(p, network, seed: int):
+    """A design's module before training: the supernet's weights (BN recalibrated) or fresh seeded ones."""
+    from crossnas.supernet import recalibrate_bn
+    from crossnas.supernet.model import build_subnet
+
+    if p.cfg.retrain.init == "supernet":
+        net = p.supernet.extract(network)
+        recalibrate_bn(net, p.train_loader(seed), n_batches=p.cfg.search.bn_batches, seed=seed)
+        return net
+    s, sn = p.splits, p.supernet
+    torch.manual_seed(seed)
+    return build_subnet(network, s.in_channels, s.num_classes, s.input_size, head_hidden=sn.spec.head_hidden,
+                        dropout=sn.spec.dropout)
+
+
+def train_network(p, network, hw, *, seed: int, label: str, epochs: int | None = None):
+    """(module, train info) for a design trained with the recipe from its starting weights."""
+    from crossnas.pipeline.retrain import train_qat
+
+    net = start_module(p, network, seed)
+    torch.manual_seed(seed)
+    info = train_qat(net, p.splits.train, p.splits.val, seed=seed, device=p.device, progress=p.progress,
+                     label=label, **recipe(p, hw, epochs=epochs))
+    info["init"] = p.cfg.retrain.init
+    return net, info
+
+
+# --- re-ranking --------------------------------------------------------------------------------------
+def _rerank_meta(p) -> dict:
+    sc, rc = p.cfg.search, p.cfg.retrain
+    return {"epochs": p.cfg.select.rerank_epochs, "init": rc.init, "lr": rc.lr, "batch_size": rc.batch_size,
+            "noise_sigma": rc.noise_sigma, "seed": rc.seed, "fidelity": sc.final_fidelity,
+            "chips": sc.final_chips, "val_limit": sc.val_limit}
+
+
+def rerank(p, records: list[dict]) -> list[dict]:
+    """Each record re-scored after `select.rerank_epochs` of standalone training: validation accuracy
+    (digital, whole split) and PIM accuracy at the search's final fidelity on its validation subset;
+    the search's scores are kept under `search_scores`. Cached per genome key."""
+    from crossnas.analog import evaluate_pim
+
+    path = p.run_dir / "select" / RERANK
+    meta = _rerank_meta(p)
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    cache = saved.get("results", {}) if saved.get("meta") == meta else {}
+    sc, out = p.cfg.search, []
+    val = p.splits.val
+    if sc.val_limit is not None and len(val) > sc.val_limit:
+        val = Subset(val, range(sc.val_limit))
+    for i, rec in enumerate(records):
+        if rec["key"] not in cache:
+            t0 = time.perf_counter()
+            arch = p.space.to_arch(np.asarray(rec["genome"], dtype=np.int64))
+            hw = p.hardware.with_overrides(arch.hardware)
+            seed = p.cfg.retrain.seed + 500 + i
+            net, info = train_network(p, arch.network, hw, seed=seed, label=f"re-rank {i + 1}/{len(records)}",
+                                      epochs=meta["epochs"])
+            calib = [b for _, b in zip(range(sc.calib_batches), p.train_loader(sc.seed, sc.batch_size))]
+            pim = evaluate_pim(net, DataLoader(val, batch_size=sc.batch_size), hw, calib_loader=calib,
+                               chips=sc.final_chips, fidelity=sc.final_fidelity, seed=sc.seed,
+                               device=str(p.device))
+            cache[rec["key"]] = {"accuracy_digital": info["val_acc_after"],
+                                 "accuracy_pim": float(pim.accuracy_pim), "val_curve": info["val_curve"],
+                                 "wall_s": time.perf_counter() - t0}
+            atomic_write(path, json.dumps({"meta": meta, "results": cache}, indent=1))
+        r = cache[rec["key"]]
+        out.append({**rec, "search_scores": rec["metrics"], "rerank": r,
+                    "metrics": {**rec["metrics"], "accuracy_pim": r["accuracy_pim"],
+                                "accuracy_digital": r["accuracy_digital"]}})
+    return out
+
+
+def rule_order(front: list[dict], objectives: dict, select) -> list[dict]:
+    """The whole front in the order the selection rule prefers it (the re-ranking budget takes the first)."""
+    from crossnas.pipeline.select import select_designs
+
+    return [r for r, _ in select_designs(front, front, objectives, rule=select.rule, k=len(front),
+                                         metric=select.metric, budget=select.budget)]
+
+
+# --- the floor -----------------------------------------------------------------------------------------
+def floor_value(p) -> tuple[float | None, str]:
+    """The validation-accuracy floor and how it was set."""
+    from crossnas.pipeline.baselines import baseline_val_accuracy
+
+    m = p.cfg.select.min_accuracy
+    if m is None:
+        return None, "no floor"
+    if m.relative_to is None:
+        return m.value, f"select.min_accuracy {m.value:g}"
+    base = baseline_val_accuracy(p.run_dir, m.relative_to)
+    if base is None:
+        raise CrossnasError(f"select.min_accuracy.relative_to: baseline {m.relative_to!r} was not trained "
+                            f"in this run (baselines.models: {p.cfg.baselines.models})")
+    return base + m.value, f"{m.relative_to}'s validation accuracy {base:.4f} {m.value:+g}"
+
+
+def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
+    """[(record, reason)]: re-ranked when `select.rerank` > 0, above the floor, picked by the rule."""
+    from crossnas.pipeline.select import select_designs
+
+    sel = p.cfg.select
+    front, history, objectives = result["pareto"], result["history"], result["objectives"]
+    if sel.rerank:
+        t0 = time.perf_counter()
+        front = rerank(p, rule_order(front, objectives, sel)[:sel.rerank])
+        history = front
+        p.state.data.setdefault("select", {})["rerank_wall_s"] = time.perf_counter() - t0
+    floor, how = floor_value(p)
+    if floor is not None:
+        ok = [r for r in front if r["metrics"]["accuracy_digital"] >= floor]
+        if not ok:
+            best = max(front, key=lambda r: r["metrics"]["accuracy_digital"])
+            acc = best["metrics"]["accuracy_digital"]
+            p.state.data.setdefault("select", {}).update({"floor": floor, "best_accuracy": acc, "met": False})
+            p.state.save()
+            scored = "after re-ranking" if sel.rerank else "as the search scored it"
+            raise CrossnasError(
+                f"select.min_accuracy: no design reaches the floor {floor:.4f} ({how}); the best validation "
+                f"accuracy found is {acc:.4f} ({scored}); everything so far is kept: change select "
+                f"(min_accuracy, rerank) and continue with --resume")
+        front = ok
+        history = [r for r in history if r["metrics"]["accuracy_digital"] >= floor]
+    p.state.data.setdefault("select", {}).update({"floor": floor, "met": True, "candidates": len(front)})
+    p.state.save()
+    chosen = select_designs(front, history or front, objectives, rule=sel.rule, k=sel.k, metric=sel.metric,
+                            budget=sel.budget)
+    return [(r, f"{why}, re-ranked" if sel.rerank else why) for r, why in chosen]
