@@ -1,8 +1,10 @@
 """Thread-policy benchmark: `auto` against fixed 1 and 2 intra-op threads on supernet training steps,
 idle and under a load this script makes itself (one busy process per core), settings interleaved.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/threads.py --json out.json [--reps 3] [--steps 3]
+    PYTHONPATH=src .venv/bin/python benchmarks/threads.py --json out.json [--reps 3] [--scale 1]
 
+Run it once as is (OMP_WAIT_POLICY=PASSIVE, crossnas's default) and once with OMP_WAIT_POLICY=ACTIVE (the
+spinning waits torch gets without it) to see what the wait policy changes.
 Workloads: the demo supernet (digits 8x8, batch 64) and the small28 supernet (28x28, batch 128), uniform
 single-path steps (forward, backward, SGD update) on seeded random data and paths, the same paths for
 every setting. Per condition and workload: mean seconds per step of each setting and `auto / best`
@@ -31,7 +33,8 @@ from crossnas.space import get_space_preset  # noqa: E402
 from crossnas.supernet import Supernet  # noqa: E402
 from crossnas.threads import largest_step_macs, machine_cores, resolve_threads  # noqa: E402
 
-WORKLOADS = {"demo": ("demo", 8, 64), "small28": ("small28", 28, 128)}
+# name: (space preset, input size, batch, steps per timed block)
+WORKLOADS = {"demo": ("demo", 8, 64, 30), "small28": ("small28", 28, 128, 3)}
 
 
 def _spin() -> None:
@@ -40,7 +43,7 @@ def _spin() -> None:
 
 
 def _workload(name: str):
-    preset, size, batch = WORKLOADS[name]
+    preset, size, batch, _ = WORKLOADS[name]
     space = get_space_preset(preset, input_size=size)
     torch.manual_seed(0)
     net = Supernet.from_space(space, 1, 10, size).train()
@@ -61,14 +64,14 @@ def _time(net, opt, x, y, paths, threads: int) -> float:
     return (time.perf_counter() - t0) / len(paths)
 
 
-def measure(condition: str, reps: int, steps: int) -> list[dict]:
+def measure(condition: str, reps: int, scale: float) -> list[dict]:
     rows = []
     for name in WORKLOADS:
         space, net, opt, x, y, work = _workload(name)
         rng = np.random.default_rng(1)
         _time(net, opt, x, y, [net.sample_arch(rng)], 1)  # warm-up
         times: dict[str, list[float]] = {"auto": [], "1": [], "2": []}
-        chosen = []
+        chosen, steps = [], max(1, round(WORKLOADS[name][3] * scale))
         for _ in range(reps):
             paths = [net.sample_arch(rng) for _ in range(steps)]
             for setting in ("auto", "1", "2"):
@@ -87,12 +90,12 @@ def measure(condition: str, reps: int, steps: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies the steps per timed block")
     ap.add_argument("--settle", type=float, default=60.0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     cores = machine_cores()
-    rows = measure("no added load", a.reps, a.steps)
+    rows = measure("no added load", a.reps, a.scale)
     procs = [mp.Process(target=_spin, daemon=True) for _ in range(cores)]
     for p in procs:
         p.start()
@@ -100,7 +103,7 @@ def main() -> None:
         t0 = time.time()
         while os.getloadavg()[0] < cores - 0.5 and time.time() - t0 < a.settle:
             time.sleep(2)
-        rows += measure(f"{cores} busy processes", a.reps, a.steps)
+        rows += measure(f"{cores} busy processes", a.reps, a.scale)
     finally:
         for p in procs:
             p.terminate()

@@ -16,7 +16,7 @@ import pytest
 from crossnas.pipeline.references import PUBLISHED
 from crossnas.pipeline.report import write_report
 
-STAGES = ("supernet", "search", "retrain", "baselines", "final", "report")
+STAGES = ("supernet", "search", "baselines", "retrain", "final", "report")
 
 
 # ---------------------------------------------------------------- fixture builder
