@@ -243,7 +243,7 @@ def test_table_lists_every_entry_with_final_numbers(full):
     assert rows[-2][1] == "running (this report)"
     # retraining before/after
     headers, rows = md_table(section(md, "Retraining"), "name")
-    assert rows[0][:2] == ["design-1", "design"] and rows[0][4:] == ["81.23%", "87.34%", "+6.11 pp"]
+    assert rows[0][:2] == ["design-1", "design"] and rows[0][5:8] == ["81.23%", "87.34%", "+6.11 pp"]
     # per-chip accuracies and the validation metrics the designs were chosen by
     headers, rows = md_table(md, "name", nth=1)
     chips = {r[0]: r[headers.index("PIM acc. per chip (%)")] for r in rows}
