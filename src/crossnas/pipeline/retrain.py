@@ -8,7 +8,8 @@ same per-cell relative variation).
 
 Convergence: with `patience`, the validation accuracy is measured after every epoch and training stops
 once it has not improved for `patience` epochs (or at `epochs`, the maximum); the module ends at the
-weights of its best epoch. Budgets are epochs, never wall time, so results do not depend on the load.
+weights of its best epoch (epoch 0, the start, included). Budgets are epochs, never wall time, so
+results do not depend on the load.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     weights = _weights(module)
     bar = _bar(label, epochs) if progress else None
     curve: list[float] = []
-    best, best_epoch, best_state = before, 0, None
+    # the starting weights count as epoch 0: inherited supernet weights can be the best there is
+    best, best_epoch = before, 0
+    best_state = copy.deepcopy(module.state_dict()) if patience is not None else None
     try:
         for epoch in range(1, epochs + 1):
             module.train()
@@ -88,7 +91,7 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
             if patience is None:
                 continue
             curve.append(accuracy(module, val_loader, device))
-            if curve[-1] > best or best_state is None:
+            if curve[-1] > best:
                 best, best_epoch = curve[-1], epoch
                 best_state = copy.deepcopy(module.state_dict())
             elif epoch - best_epoch >= patience:
