@@ -33,12 +33,13 @@ def recipe(p, hw, *, baseline: bool = False, epochs: int | None = None) -> dict:
             "noise_sigma": hw.device.variation if rc.noise_sigma is None else rc.noise_sigma}
 
 
-def start_module(p, network, seed: int):
-    """A design's module before training: the supernet's weights (BN recalibrated) or fresh seeded ones."""
+def start_module(p, network, seed: int, init: str | None = None):
+    """A design's module before training: the supernet's weights (BN recalibrated) or fresh seeded ones
+    (`init`, default `retrain.init`)."""
     from crossnas.supernet import recalibrate_bn
     from crossnas.supernet.model import build_subnet
 
-    if p.cfg.retrain.init == "supernet":
+    if (init or p.cfg.retrain.init) == "supernet":
         net = p.supernet.extract(network)
         recalibrate_bn(net, p.train_loader(seed), n_batches=p.cfg.search.bn_batches, seed=seed)
         return net
@@ -48,28 +49,31 @@ def start_module(p, network, seed: int):
                         dropout=sn.spec.dropout)
 
 
-def train_network(p, network, hw, *, seed: int, label: str, epochs: int | None = None):
+def train_network(p, network, hw, *, seed: int, label: str, epochs: int | None = None,
+                  init: str | None = None):
     """(module, train info) for a design trained with the recipe from its starting weights."""
     from crossnas.pipeline.retrain import train_qat
 
-    net = start_module(p, network, seed)
+    init = init or p.cfg.retrain.init
+    net = start_module(p, network, seed, init)
     torch.manual_seed(seed)
     info = train_qat(net, p.splits.train, p.splits.val, seed=seed, device=p.device, progress=p.progress,
                      label=label, **recipe(p, hw, epochs=epochs))
-    info["init"] = p.cfg.retrain.init
+    info["init"] = init
     return net, info
 
 
 # --- re-ranking --------------------------------------------------------------------------------------
 def _rerank_meta(p) -> dict:
     sc, rc = p.cfg.search, p.cfg.retrain
-    return {"epochs": p.cfg.select.rerank_epochs, "init": rc.init, "lr": rc.lr, "batch_size": rc.batch_size,
-            "noise_sigma": rc.noise_sigma, "seed": rc.seed, "fidelity": sc.final_fidelity,
-            "chips": sc.final_chips, "val_limit": sc.val_limit}
+    return {"epochs": p.cfg.select.rerank_epochs, "init": "supernet", "lr": rc.lr,
+            "batch_size": rc.batch_size, "noise_sigma": rc.noise_sigma, "seed": rc.seed,
+            "fidelity": sc.final_fidelity, "chips": sc.final_chips, "val_limit": sc.val_limit}
 
 
 def rerank(p, records: list[dict]) -> list[dict]:
-    """Each record re-scored after `select.rerank_epochs` of standalone training: validation accuracy
+    """Each record re-scored after `select.rerank_epochs` of standalone training from the supernet's
+    weights (a few epochs from scratch rank by how fast a network learns, not how far): validation accuracy
     (digital, whole split) and PIM accuracy at the search's final fidelity on its validation subset;
     the search's scores are kept under `search_scores`. Cached per genome key."""
     from crossnas.analog import evaluate_pim
@@ -89,7 +93,7 @@ def rerank(p, records: list[dict]) -> list[dict]:
             hw = p.hardware.with_overrides(arch.hardware)
             seed = p.cfg.retrain.seed + 500 + i
             net, info = train_network(p, arch.network, hw, seed=seed, label=f"re-rank {i + 1}/{len(records)}",
-                                      epochs=meta["epochs"])
+                                      epochs=meta["epochs"], init="supernet")
             calib = [b for _, b in zip(range(sc.calib_batches), p.train_loader(sc.seed, sc.batch_size))]
             pim = evaluate_pim(net, DataLoader(val, batch_size=sc.batch_size), hw, calib_loader=calib,
                                chips=sc.final_chips, fidelity=sc.final_fidelity, seed=sc.seed,
