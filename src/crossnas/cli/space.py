@@ -37,7 +37,7 @@ def run(args) -> int:
         table.add_row(label, ", ".join(str(c) for c in choices))
     console = Console()
     console.print(table)
-    console.print(f"distinct topologies (non-skip blocks x widths; skips are identities): {d['topologies']:,}")
+    console.print(f"distinct topologies (non-skip blocks x widths, skips last): {d['topologies']:,}")
     console.print(f"distinct networks (with bits): {d['networks']:,}")
     console.print(f"configurations (networks x hardware): {d['configs']:,}")
     return 0
