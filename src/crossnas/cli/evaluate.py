@@ -20,6 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--json", dest="json_out", help="write totals and layers as JSON")
     p.add_argument("--plot", help="write a stacked energy breakdown bar chart (PNG)")
+    p.add_argument("--strict", action="store_true", help="fail when an op the tracer sees cannot be costed")
 
 
 def parse_input(s: str) -> tuple[int, int, int]:
@@ -51,7 +52,7 @@ def run(args) -> int:
     from crossnas.cost import evaluate_cost
     from crossnas.hardware import load_hardware, parse_set_args
     from crossnas.models import get_model
-    from crossnas.network import extract_layers
+    from crossnas.network import extract_layers, uncosted
 
     c, h, w = parse_input(args.input)
     if h != w:
@@ -63,12 +64,19 @@ def run(args) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - model construction failed on this input
         raise CrossnasError(f"model {args.model!r} cannot be built for input {args.input}: {e}") from None
-    layers = extract_layers(model, (c, h, w))
+    import warnings
+
+    with warnings.catch_warnings():  # listed in the output below instead
+        warnings.filterwarnings("ignore", message="not costed")
+        layers = extract_layers(model, (c, h, w), strict=args.strict)
     report = evaluate_cost(layers, hw)
     _print(report)
+    skipped = uncosted(layers)
+    if skipped:
+        print(f"not costed ({len(skipped)}, --strict makes this an error): {', '.join(skipped)}")
     if args.json_out:
         data = report.to_dict()
-        data["model"], data["input"] = args.model, [c, h, w]
+        data["model"], data["input"], data["not_costed"] = args.model, [c, h, w], skipped
         _atomic_write(Path(args.json_out), lambda p: Path(p).write_text(json.dumps(data, indent=2)))
     if args.plot:
         _atomic_write(Path(args.plot), lambda p: plot_breakdown(report, p))
