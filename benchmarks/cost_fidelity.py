@@ -26,8 +26,9 @@ from crossnas.models import get_model
 
 _ROOT = Path(__file__).resolve().parents[1]
 # ../shared from the main checkout; worktrees sit one level deeper
-RUNS = next((p for p in (_ROOT.parent / "shared", _ROOT.parent.parent / "shared")
-             if (p / "reference" / "mnsim-runs").is_dir()), _ROOT.parent / "shared") / "reference" / "mnsim-runs"
+_SHARED = next((p for p in (_ROOT.parent / "shared", _ROOT.parent.parent / "shared")
+                if (p / "reference" / "mnsim-runs").is_dir()), _ROOT.parent / "shared")
+RUNS = _SHARED / "reference" / "mnsim-runs"
 # MNSIM-2.0 ADC.py (ca39ccb) choices used by the runs: bits, power W, sample rate S/s, area um2
 ADC_CHOICES = {2: (8, 2e-3, 1.28e9, 1200.0), 4: (6, 1.26e-3, 1e9, 580.0), 6: (6, 1.26e-3, 1e9, 1650.0),
                7: (4, 0.7e-3, 1e9, 500.0)}
@@ -35,10 +36,10 @@ DAC_CHOICES = {1: 1, 4: 4}
 METRICS = ("latency_s", "energy_j", "area_mm2", "edp_js")
 # why latency may disagree (the mnsim-runs README and docs/cost-model.md)
 LATENCY_REASONS = {
-    "dac": "MNSIM-2.0's latency is dominated by its buffer and inter-tile transfer model, so 4-bit DACs cut it "
-           "5-9%; ours is compute-bound at 20 Gb/s links, so 3x fewer input cycles cut it more",
-    "adc": "MNSIM-2.0 moves partial sums at ADC width through its buffers, so its latency grows with ADC bits "
-           "through traffic; ours grows through conversion (b + 2 cycles) and bit-line settling time",
+    "dac": "MNSIM-2.0's latency is dominated by its buffer and inter-tile transfer model, so 4-bit DACs cut "
+           "it 5-9%; ours is compute-bound at 20 Gb/s links, so 3x fewer input cycles cut it more",
+    "adc": "MNSIM-2.0 moves partial sums at ADC width through its buffers, so its latency grows with ADC "
+           "bits through traffic; ours grows through conversion (b + 2 cycles) and bit-line settling time",
 }
 
 

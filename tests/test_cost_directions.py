@@ -29,27 +29,27 @@ def first_conv_adc(bits):
 
 # (step, from, to, presets, nets, signs for latency, energy, area, EDP): "+" rises, "-" falls, "0" equal,
 # "." not part of the contract (regime-dependent there; see the docs table)
+L8, VS = ("lenet", "subnet"), ("vgg8", "subnet")
+MN, IS = ("mnsim-default",), ("isaac-like",)
 CONTRACT = [
-    ("crossbar 64->128 (small arrays)", xb(64), xb(128), ("mnsim-default",), NETS, "+---"),
-    ("crossbar 64->128 (small arrays)", xb(64), xb(128), ("isaac-like",), NETS, "+-.."),
-    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), ("mnsim-default",), NETS, "..+."),
-    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), ("isaac-like",), ("lenet", "subnet"), "..+."),
-    ("crossbar 512->1024 (large layers, packed slices)", xb(512), xb(1024), ("isaac-like",), ("vgg8",), ".--."),
-    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), ("mnsim-default",), ("vgg8", "lenet"), "++++"),
+    ("crossbar 64->128 (small arrays)", xb(64), xb(128), MN, NETS, "+---"),
+    ("crossbar 64->128 (small arrays)", xb(64), xb(128), IS, NETS, "+-.."),
+    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), MN, NETS, "..+."),
+    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), IS, L8, "..+."),
+    ("crossbar 512->1024 (large layers, packed slices)", xb(512), xb(1024), IS, ("vgg8",), ".--."),
+    ("crossbar 512->1024 (large arrays)", xb(512), xb(1024), MN, ("vgg8", "lenet"), "++++"),
     ("adc bits 4->6 (below the corner)", {"adc.bits": 4}, {"adc.bits": 6}, PRESETS, NETS, "++++"),
     ("adc bits 6->8 (above the corner)", {"adc.bits": 6}, {"adc.bits": 8}, PRESETS, NETS, "++++"),
     ("adc bits 8->10 (thermal region)", {"adc.bits": 8}, {"adc.bits": 10}, PRESETS, NETS, "++++"),
-    ("per-layer adc bits 6->8 (first conv)", first_conv_adc(6), first_conv_adc(8), ("mnsim-default",), NETS,
-     ".+++"),
-    ("per-layer adc bits 6->4 (first conv)", first_conv_adc(6), first_conv_adc(4), ("mnsim-default",), NETS,
-     ".--."),
+    ("per-layer adc bits 6->8 (first conv)", first_conv_adc(6), first_conv_adc(8), PRESETS, NETS, ".+++"),
+    ("per-layer adc bits 6->4 (first conv)", first_conv_adc(6), first_conv_adc(4), PRESETS, NETS, ".--."),
     ("dac bits 1->2", {"dac.bits": 1}, {"dac.bits": 2}, PRESETS, NETS, "--+-"),
-    ("dac bits 2->4 (conversion-bound)", {"dac.bits": 2}, {"dac.bits": 4}, PRESETS, ("vgg8", "subnet"), "--+-"),
-    ("dac bits 2->4 (DAC-hold-bound)", {"dac.bits": 2}, {"dac.bits": 4}, ("mnsim-default",), ("lenet",), "-++-"),
-    ("cell bits x2", "cell-lo", "cell-hi", ("mnsim-default",), NETS, "----"),
-    ("cell bits x2", "cell-lo", "cell-hi", ("isaac-like",), NETS, "--.-"),
+    ("dac bits 2->4 (conversion-bound)", {"dac.bits": 2}, {"dac.bits": 4}, PRESETS, VS, "--+-"),
+    ("dac bits 2->4 (DAC-hold-bound)", {"dac.bits": 2}, {"dac.bits": 4}, MN, ("lenet",), "-++-"),
+    ("cell bits x2", "cell-lo", "cell-hi", MN, NETS, "----"),
+    ("cell bits x2", "cell-lo", "cell-hi", IS, NETS, "--.-"),
     ("duplication none->balance", {"system.duplication": "none"}, {"system.duplication": "balance"}, PRESETS,
-     NETS, "-...")
+     NETS, "-..."),
 ]
 CELLS = {"mnsim-default": (1, 2), "isaac-like": (2, 4)}
 

@@ -6,7 +6,6 @@ module that is trained and the layers that are mapped can never disagree.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -124,7 +123,8 @@ def _spec(name: str, mod: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerS
     if isinstance(mod, nn.Linear):
         rows = max(1, x.numel() // max(mod.in_features, 1))  # Linear over a sequence: one output per row
         return LayerSpec(name, "linear", mod.in_features, mod.out_features, out_hw=(rows, 1),
-                         macs=mod.in_features * mod.out_features * rows, has_bias=mod.bias is not None, **common)
+                         macs=mod.in_features * mod.out_features * rows, has_bias=mod.bias is not None,
+                         **common)
     raise CrossnasError(f"{name}: not a matrix layer")
 
 

@@ -16,33 +16,45 @@ from torch.overrides import TorchFunctionMode
 from crossnas.cost.mapping_rules import mappable
 from crossnas.errors import CrossnasError
 
-ACTIVATIONS = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "gelu", "silu", "silu_", "sigmoid", "sigmoid_",
-               "tanh", "tanh_", "hardswish", "hardswish_", "hardsigmoid", "leaky_relu", "leaky_relu_", "elu",
-               "elu_", "selu", "celu", "softplus", "mish", "prelu", "rrelu", "threshold", "clamp", "clamp_",
-               "clip", "logsigmoid", "softsign", "tanhshrink", "hardshrink", "softshrink", "exp", "abs"}
-BINARY = {"add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__rsub__", "__isub__",
-          "mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "__truediv__", "__itruediv__", "maximum",
-          "minimum"}
-POOLS = {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-         "adaptive_max_pool1d", "adaptive_max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
-         "adaptive_max_pool2d_with_indices", "adaptive_max_pool1d_with_indices", "mean", "amax", "sum",
-         "lp_pool2d", "lp_pool1d"}
-FREE = {"view", "reshape", "flatten", "size", "dim", "contiguous", "__getitem__", "permute", "transpose", "t",
-        "squeeze", "unsqueeze", "expand", "expand_as", "cat", "concat", "stack", "chunk", "split", "clone",
-        "detach", "to", "float", "double", "half", "type", "__get__", "numel", "dropout", "dropout1d",
-        "dropout2d", "alpha_dropout", "feature_alpha_dropout", "batch_norm", "identity", "__len__", "__iter__",
-        "__bool__", "__format__", "__repr__", "item", "unbind", "narrow", "pad", "zeros_like", "ones_like",
-        "zeros", "ones", "empty", "new_zeros", "new_ones", "new_empty", "__setitem__", "tolist", "is_floating_point",
-        "dtype", "device", "flatten_parameters", "_has_compatible_shallow_copy_type", "requires_grad_",
-        "__hash__", "__eq__", "__ne__", "__contains__", "data_ptr", "get_device", "ndimension", "nelement",
-        "cpu", "cuda", "round", "floor", "ceil", "trunc", "sign", "__neg__", "neg", "__and__", "__or__",
-        "split_with_sizes", "repeat", "tile", "roll", "flip", "movedim", "swapaxes", "unflatten", "as_strided"}
+ACTIVATIONS = frozenset({
+    "abs", "celu", "clamp", "clamp_", "clip", "elu", "elu_", "exp", "gelu", "hardshrink", "hardsigmoid",
+    "hardswish", "hardswish_", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "logsigmoid", "mish",
+    "prelu", "relu", "relu6", "relu_", "rrelu", "selu", "sigmoid", "sigmoid_", "silu", "silu_",
+    "softplus", "softshrink", "softsign", "tanh", "tanh_", "tanhshrink", "threshold"
+})
+BINARY = frozenset({
+    "__add__", "__iadd__", "__imul__", "__isub__", "__itruediv__", "__mul__", "__radd__", "__rmul__",
+    "__rsub__", "__sub__", "__truediv__", "add", "add_", "div", "maximum", "minimum", "mul", "mul_",
+    "sub", "sub_"
+})
+POOLS = frozenset({
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices", "amax",
+    "avg_pool1d", "avg_pool2d", "lp_pool1d", "lp_pool2d", "max_pool1d", "max_pool1d_with_indices",
+    "max_pool2d", "max_pool2d_with_indices", "mean", "sum"
+})
+FREE = frozenset({
+    "__and__", "__bool__", "__contains__", "__eq__", "__format__", "__get__", "__getitem__", "__hash__",
+    "__iter__", "__len__", "__ne__", "__neg__", "__or__", "__repr__", "__setitem__",
+    "_has_compatible_shallow_copy_type", "alpha_dropout", "as_strided", "batch_norm", "cat", "ceil",
+    "chunk", "clone", "concat", "contiguous", "cpu", "cuda", "data_ptr", "detach", "device", "dim",
+    "double", "dropout", "dropout1d", "dropout2d", "dtype", "empty", "expand", "expand_as",
+    "feature_alpha_dropout", "flatten", "flatten_parameters", "flip", "float", "floor", "get_device",
+    "half", "identity", "is_floating_point", "item", "movedim", "narrow", "ndimension", "neg", "nelement",
+    "new_empty", "new_ones", "new_zeros", "numel", "ones", "ones_like", "pad", "permute", "repeat",
+    "requires_grad_", "reshape", "roll", "round", "sign", "size", "split", "split_with_sizes", "squeeze",
+    "stack", "swapaxes", "t", "tile", "to", "tolist", "transpose", "trunc", "type", "unbind", "unflatten",
+    "unsqueeze", "view", "zeros", "zeros_like"
+})
 # Digital modules whose inner calls are one layer (the analog side costs them as such)
-DIGITAL_MODULES = {nn.MaxPool1d: ("pool", "max"), nn.MaxPool2d: ("pool", "max"), nn.AvgPool1d: ("pool", "avg"),
-                   nn.AvgPool2d: ("pool", "avg"), nn.AdaptiveAvgPool1d: ("pool", "avg"),
-                   nn.AdaptiveAvgPool2d: ("pool", "avg"), nn.AdaptiveMaxPool1d: ("pool", "max"),
-                   nn.AdaptiveMaxPool2d: ("pool", "max"), nn.ReLU: ("act", "relu"), nn.ReLU6: ("act", "relu")}
-FREE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.Flatten)
+_MAX, _AVG = ("pool", "max"), ("pool", "avg")
+DIGITAL_MODULES = {
+    nn.MaxPool1d: _MAX, nn.MaxPool2d: _MAX, nn.AdaptiveMaxPool1d: _MAX, nn.AdaptiveMaxPool2d: _MAX,
+    nn.AvgPool1d: _AVG, nn.AvgPool2d: _AVG, nn.AdaptiveAvgPool1d: _AVG, nn.AdaptiveAvgPool2d: _AVG,
+    nn.ReLU: ("act", "relu"), nn.ReLU6: ("act", "relu"),
+}
+FREE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity,
+                nn.Flatten)
 
 
 def _first_tensor(args):
@@ -90,7 +102,8 @@ class _Tracer:
             return
         where = self.stack[-1] if self.stack else "model"
         if op in ACTIVATIONS or (op in BINARY and not _is_binary(args)):
-            self.records.append(digital_spec(self.unique(f"{where}.{op.strip('_')}"), "act", op.strip("_"), x, out))
+            name = self.unique(f"{where}.{op.strip('_')}")
+            self.records.append(digital_spec(name, "act", op.strip("_"), x, out))
         elif op in BINARY:
             self.records.append(digital_spec(self.unique(f"{where}.{op.strip('_')}"), "add", "add", x, out))
         elif op in POOLS:

@@ -84,10 +84,12 @@ class LayerTable:
         if key not in self._adc_cache:
             from fnmatch import fnmatchcase
 
+            mats = [n for n, m in zip(self.names, self.is_matrix) if m]
             for pattern in hw.adc.per_layer:
-                if not any(fnmatchcase(n, pattern) for n, m in zip(self.names, self.is_matrix) if m):
+                if not any(fnmatchcase(n, pattern) for n in mats):
+                    shown = ", ".join(mats[:6]) + (", ..." if len(mats) > 6 else "")
                     raise CrossnasError(f"adc.per_layer[{pattern!r}]: names no matrix layer of this network "
-                                        f"(layers: {', '.join(n for n, m in zip(self.names, self.is_matrix) if m)})")
+                                        f"(matrix layers: {shown})")
             self._adc_cache[key] = np.array([hw.adc_bits_for(n) for n in self.names], dtype=np.int64)
         return self._adc_cache[key]
 

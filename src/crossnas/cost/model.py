@@ -238,8 +238,9 @@ def _adc_energy(hw: HardwareArrays, bits):
     """(N, L) energy per conversion: power / rate at reference bits scaled by `adc.law`, else the table."""
     kind, corner, thermal = _law(hw)
     ref = hw.data["adc_ref_bits"][:, None]
-    explicit = (hw.data["adc_power"] / hw.data["adc_rate"])[:, None] * (
-        adc_law.energy_factor(bits, kind, corner, thermal) / adc_law.energy_factor(ref, kind, corner, thermal))
+    law = adc_law.energy_factor
+    scale = law(bits, kind, corner, thermal) / law(ref, kind, corner, thermal)
+    explicit = (hw.data["adc_power"] / hw.data["adc_rate"])[:, None] * scale
     if not np.isnan(hw.data["adc_power"]).any():
         return explicit
     return np.where(np.isnan(explicit), _table_values(hw, bits, T.adc_energy_j), explicit)
@@ -252,8 +253,8 @@ def _adc_area(hw: HardwareArrays, bits):
     explicit = hw.data["adc_area"][:, None] * adc_law.area_factor(bits, ac) / adc_law.area_factor(ref, ac)
     if not np.isnan(hw.data["adc_area"]).any():
         return explicit
-    return np.where(np.isnan(explicit), _table_values(hw, np.broadcast_to(bits, explicit.shape), T.adc_area_um2),
-                    explicit)
+    table = _table_values(hw, np.broadcast_to(bits, explicit.shape), T.adc_area_um2)
+    return np.where(np.isnan(explicit), table, explicit)
 
 
 def _adc_time(hw: HardwareArrays, bits):

@@ -7,7 +7,8 @@ every other resolution (global, per layer, or from a search gene) scales from th
   comparator and logic energy that does not shrink with fewer bits), then constant Walden figure of merit
   P / (fs 2^ENOB) above it, i.e. 2x per bit (Walden, IEEE JSAC 17(4) 1999). `murmann` adds the thermal-noise
   region of the Murmann ADC survey (B. Murmann, "ADC Performance Survey 1997-2024"; "The race for the extra
-  decibel", IEEE SSC Magazine 2015): above `thermal_bits` the Schreier figure of merit is constant, 4x per bit.
+  decibel", IEEE SSC Magazine 2015): above `thermal_bits` the Schreier figure of merit is constant, 4x per
+  bit.
   Defaults corner 7, thermal 9 reproduce the survey fit crossnas already uses (CiMLoop, arXiv 2404.06553,
   32 nm: 0.74 / 0.85 / 1.37 / 11.2 pJ at 4 / 6 / 8 / 10 bits, i.e. x1.15, x1.85, x15 over 4 bits; the law
   gives x1, x2, x16).
@@ -35,7 +36,7 @@ class ADCLaw(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     kind: Literal["walden", "murmann"] = "murmann"
-    """walden: flat below corner_bits, 2x energy per bit above; murmann: also 4x per bit above thermal_bits."""
+    """walden: flat below corner_bits, 2x energy per bit above; murmann: 4x per bit above thermal_bits too."""
     corner_bits: float = Field(7.0, ge=1, le=16)
     """Resolution below which energy per conversion is flat (technology-limited)."""
     thermal_bits: float = Field(9.0, ge=1, le=16)
@@ -46,7 +47,8 @@ class ADCLaw(BaseModel):
     @model_validator(mode="after")
     def _order(self):
         if self.kind == "murmann" and self.thermal_bits < self.corner_bits:
-            raise ValueError(f"thermal_bits ({self.thermal_bits}) must be >= corner_bits ({self.corner_bits})")
+            raise ValueError(f"thermal_bits ({self.thermal_bits}) must be >= corner_bits "
+                             f"({self.corner_bits})")
         return self
 
 

@@ -164,10 +164,11 @@ SHIFT_ADD_AREA_UM2 = 60.0  # ISAAC Table 6: shift-and-add 60 um2 per IMA unit (3
 SHIFT_ADD_NODE_NM = 32.0  # ISAAC node
 
 # --- Wires and read timing ------------------------------------------------------------------------
-# A line of n cell segments (wire_r_ohm, wire_c_f each) driven through a cell's on-resistance: Elmore delay of
-# a distributed RC line with a source resistance, tau = (R_src + R_line / 2) C_line (Rabaey, Digital Integrated
-# Circuits, 2nd ed., ch. 4). Settling to 1/2 LSB of a b-bit ADC takes (b + 1) ln2 tau (Razavi 1995, ch. 2).
-WORDLINE_ELMORE = 0.38  # 50% delay of a distributed RC line = 0.38 R C (Rabaey ch. 4); word line, strong driver
+# A line of n cell segments (wire_r_ohm, wire_c_f each) driven through a cell's on-resistance: Elmore delay
+# of a distributed RC line with a source resistance, tau = (R_src + R_line / 2) C_line (Rabaey, Digital
+# Integrated Circuits, 2nd ed., ch. 4). Settling to 1/2 LSB of a b-bit ADC takes (b + 1) ln2 tau (Razavi
+# 1995, ch. 2). The word line is driven by a strong driver: its 50% delay is 0.38 R C (Rabaey ch. 4).
+WORDLINE_ELMORE = 0.38
 
 
 def scale_energy(e, from_nm, to_nm):
