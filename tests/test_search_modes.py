@@ -132,7 +132,7 @@ def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
                 assert g[i] == fixed[i]
         assert r["key"] == space.key(g)
     assert len({tuple(np.array(r["genome"])[groups["network"]]) for r in s1}) > 1  # networks searched
-    winner = pick_winner(s1, cfg)
+    winner = pick_winner(s1, cfg, res.meta["fitness_bounds"])  # the bounds the run used and recorded
     assert res.meta["stage1"]["winner"] == winner["key"]
     net = groups["network"]
     for r in s2 + res.pareto:
