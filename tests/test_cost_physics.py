@@ -16,8 +16,7 @@ from crossnas.cli import main
 from crossnas.cost import evaluate_batch, evaluate_cost, table_for
 from crossnas.cost.timing import read_time_s
 from crossnas.errors import CrossnasError
-from crossnas.hardware import load_hardware
-from crossnas.hardware import adc_law
+from crossnas.hardware import adc_law, load_hardware
 from crossnas.hardware import tables as T
 from crossnas.models import get_model
 from crossnas.network import extract_layers, uncosted
@@ -105,7 +104,8 @@ def test_inter_tile_bandwidth_bounds_latency_where_it_binds(vgg):
 def test_leakage_power_does_not_grow_with_the_node(vgg):
     def leak_power(node):
         r = evaluate_cost(vgg, load_hardware(MN, {"device.technology_nm": node}))
-        return sum(ly["energy_breakdown"]["leakage"] for ly in r.layers) / r.totals["latency_s"] / r.totals["tiles"]
+        leak = sum(ly["energy_breakdown"]["leakage"] for ly in r.layers)
+        return leak / r.totals["latency_s"] / r.totals["tiles"]
 
     assert leak_power(130) == pytest.approx(leak_power(32))
     assert leak_power(130) == pytest.approx(64 * 8192 * T.LEAKAGE_W_PER_BIT)

@@ -107,6 +107,7 @@ _HW_FIELDS = {
     "dac_bits": lambda h: h.dac.bits, "rows_per_dac": lambda h: h.dac.rows_per_dac,
     "wire_r": lambda h: h.crossbar.wire_r_ohm, "wire_c": lambda h: h.crossbar.wire_c_f,
     "adc_bits": lambda h: h.adc.bits, "cols_per_adc": lambda h: h.adc.cols_per_adc,
+    "per_layer": lambda h: bool(h.adc.per_layer),
     "adc_ref_bits": lambda h: h.adc.bits if h.adc.reference_bits is None else h.adc.reference_bits,
     "law_kind": lambda h: LAW_KINDS.index(h.adc.law.kind), "law_corner": lambda h: h.adc.law.corner_bits,
     "law_thermal": lambda h: h.adc.law.thermal_bits, "law_area_corner": lambda h: h.adc.law.area_corner_bits,

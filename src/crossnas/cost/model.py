@@ -32,10 +32,10 @@ def _stack(tables: list[LayerTable], hw: HardwareArrays) -> dict[str, np.ndarray
                                                    "outputs", "in_elements", "out_elements", "digital_ops",
                                                    "macs", "weight_bits", "act_bits", "act_signed")}
         out["valid"] = np.ones((1, len(t)), dtype=bool)
-        if any(h.adc.per_layer for h in hw.configs):
+        if hw.data["per_layer"].any():
             out["adc_bits"] = np.stack([t.adc_bits(h) for h in hw.configs])
-        else:
-            out["adc_bits"] = np.broadcast_to(hw.adc_bits[:, None], (n, len(t)))
+        else:  # (N, 1): every bit-dependent figure is then computed once per candidate, not per layer
+            out["adc_bits"] = hw.adc_bits[:, None]
         return out
     if len(tables) != n:
         raise CrossnasError(f"evaluate_batch: {len(tables)} layer tables for {n} hardware configs")
@@ -236,6 +236,8 @@ def _table_values(hw: HardwareArrays, bits, fn):
 
 def _adc_energy(hw: HardwareArrays, bits):
     """(N, L) energy per conversion: power / rate at reference bits scaled by `adc.law`, else the table."""
+    if np.isnan(hw.data["adc_power"]).all():
+        return _table_values(hw, bits, T.adc_energy_j)
     kind, corner, thermal = _law(hw)
     ref = hw.data["adc_ref_bits"][:, None]
     law = adc_law.energy_factor

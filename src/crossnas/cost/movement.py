@@ -16,24 +16,26 @@ import numpy as np
 
 def tile_ranges(xbars, mat, xpt):
     """(first, last) tile index of every layer, (N, L): execution-order packing, digital layers in place."""
-    end = np.cumsum(np.where(mat, xbars, 0), axis=1)
-    start = end - np.where(mat, xbars, 0)
+    used = np.where(mat, xbars, 0)
+    end = np.cumsum(used, axis=1)
+    start = end - used
     first = start // xpt
     last = np.maximum(end - 1, start) // xpt
     # digital layers sit on the last tile of the matrix layer before them (tile 0 before any)
     idx = np.arange(mat.shape[1])[None, :]
     src = np.maximum.accumulate(np.where(mat, idx, -1), axis=1)
-    prev_last = np.where(src >= 0, np.take_along_axis(last, np.maximum(src, 0), axis=1), 0)
-    first = np.where(mat, first, prev_last)
-    last = np.where(mat, last, prev_last)
-    return first, last
+    if src.shape[0] == 1:  # one network for the whole batch: index columns directly
+        prev_last = last[:, np.maximum(src[0], 0)] * (src >= 0)
+    else:
+        prev_last = np.where(src >= 0, np.take_along_axis(last, np.maximum(src, 0), axis=1), 0)
+    return np.where(mat, first, prev_last), np.where(mat, last, prev_last)
 
 
 def noc_bits(in_bits, out_bits, first, last, mat):
     """Bits each layer moves over the interconnect (N, L): remote share of its input + output gather."""
-    producer = np.concatenate([np.full(last[:, :1].shape, -1), last[:, :-1]], axis=1)
+    producer = np.empty_like(last)
+    producer[:, 0] = -1  # the network input comes from off the tiles
+    producer[:, 1:] = last[:, :-1]
     span = last - first + 1
     local = (producer >= first) & (producer <= last)
-    remote_share = (span - local) / span
-    gather = (span - 1) / span
-    return np.where(mat, in_bits * remote_share + out_bits * gather, 0.0)
+    return np.where(mat, (in_bits * (span - local) + out_bits * (span - 1)) / span, 0.0)
