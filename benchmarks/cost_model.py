@@ -4,8 +4,8 @@ Layer tables are traced once and cached (trace time reported separately); hardwa
 (crossbar size, ADC bits/table, DAC bits, cell bits, packing, placement, duplication). Hardware configs are
 compiled to arrays once per batch; both the compiled-only rate and the rate including compilation are given.
 
-On a shared machine the absolute rate moves with the load, so each timed batch is interleaved with a fixed-work
-NumPy reference kernel (`ref_kernel`: 8 rounds of multiply-add, maximum, exp and a row cumsum over a
+On a shared machine the absolute rate moves with the load, so each timed batch is interleaved with a fixed
+work NumPy reference kernel (`ref_kernel`: 8 rounds of multiply-add, maximum, exp and a row cumsum over a
 (2,000, 64) float64 array) and the rate is also given in kernel units: `batch10000_over_kernel` = time of one
 10,000-candidate batch / time of one kernel call, best of the repeats each. Rates are given in wall time and
 in this process's CPU time (`time.process_time`), which other processes on a loaded machine barely move.
