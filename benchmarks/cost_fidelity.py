@@ -37,8 +37,8 @@ METRICS = ("latency_s", "energy_j", "area_mm2", "edp_js")
 # why latency may disagree (the mnsim-runs README and docs/cost-model.md)
 LATENCY_REASONS = {
     "dac": "MNSIM-2.0's latency is dominated by its buffer and inter-tile transfer model, so 4-bit DACs cut "
-           "it only 5-9% and its ADC choice outweighs them; ours: 4-bit DACs cut the input cycles 9 -> 3 and the "
-           "latency 1.5-1.8x, more than any ADC step moves it",
+           "it only 5-9% and its ADC choice outweighs them; ours: 4-bit DACs cut the input cycles 9 -> 3 "
+           "and the latency 1.5-1.8x, more than any ADC step moves it",
     "tie": "at 4-bit DACs our slowest pipeline stage is bound by the 20 Gb/s inter-tile link, which ADC "
            "bits do not change; MNSIM-2.0 adds the ADC's (bits + 2) cycles to every step",
     "adc": "MNSIM-2.0 moves partial sums at ADC width through its buffers, so its latency grows with ADC "
@@ -81,10 +81,7 @@ def component_shares(runs: list[dict]) -> dict:
     default = [r for r in runs if r["ADC_choice"] == 6 and r["DAC_choice"] == 1][0]
     mb = default["energy_breakdown_nJ"]
     mtot = sum(mb.values())
-    grouped: dict[str, float] = {}
-    for c, k in MNSIM_KEYS.items():
-        if k is not None and k not in grouped:
-            grouped[k] = mb[k] / mtot
+    grouped = {k: mb[k] / mtot for k in dict.fromkeys(MNSIM_KEYS.values()) if k is not None}
     out["mnsim"] = {"published": grouped, "ours_256": {}, "ours_128": {}}
     for size in (256, 128):
         sh = ours("mnsim-default", size)
