@@ -197,3 +197,14 @@ def test_fitness_bounds_config_and_clipped_share():
     with pytest.raises(CrossnasError, match="search.fitness_bounds: 33%"):
         make_fitness("paper-stage1", {}, bounds={"latency_ms": (0.1, 1.0), "energy_mj": (0.1, 10.0)},
                      first_metrics=first)
+
+
+def test_cli_search_bad_fitness_bounds_exit2_nothing_written(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {name: digits}\nspace: {preset: demo}\nsearch:\n  fitness: paper-stage1\n"
+                   "  fitness_bounds: {energy_mj: [2.0, 1.0]}\n")
+    out = tmp_path / "out"
+    rc = main(["search", str(cfg), "--supernet", str(tmp_path / "missing.pt"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists() and len(err.splitlines()) == 1
+    assert "search.fitness_bounds" in err and "energy_mj" in err

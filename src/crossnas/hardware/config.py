@@ -72,7 +72,7 @@ class CrossbarConfig(_Strict):
     """im2col: C*k*k rows split every `rows`; kernel_aligned: whole k*k kernels, floor(rows/k^2) channels."""
     slice_placement: Literal["packed", "per_crossbar"] = "per_crossbar"
     """Weight slices side by side in one array's columns (ISAAC) or one array per slice (MNSIM-2.0)."""
-    wire_r_ohm: float = Field(0.52, ge=0, allow_inf_nan=False)
+    wire_r_ohm: float = Field(0.35, ge=0, allow_inf_nan=False)
     """Wire resistance of one cell segment of a word or bit line (ohm). Read by the cost model (bit-line RC
     read time) and the simulator (IR drop): one physics, one field. Default: 130 nm estimate, see presets."""
     wire_c_f: float = Field(0.24e-15, ge=0, allow_inf_nan=False)
