@@ -79,7 +79,7 @@ def extract_layers(model: nn.Module, input_shape: tuple[int, ...], *, include_di
     if skipped:
         msg = f"not costed ({len(skipped)}): " + ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else "")
         if strict:
-            raise CrossnasError(f"--strict: the cost model cannot map {msg}")
+            raise CrossnasError(f"strict: the cost model cannot map {msg}")
         import warnings
 
         warnings.warn(msg, UserWarning, stacklevel=2)
@@ -122,7 +122,8 @@ def _spec(name: str, mod: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerS
                          out_hw, macs, has_bias=mod.bias is not None, **common)
     if isinstance(mod, nn.Linear):
         rows = max(1, x.numel() // max(mod.in_features, 1))  # Linear over a sequence: one output per row
-        return LayerSpec(name, "linear", mod.in_features, mod.out_features, out_hw=(rows, 1),
+        return LayerSpec(name, "linear", mod.in_features, mod.out_features, in_hw=(rows, 1),
+                         out_hw=(rows, 1),
                          macs=mod.in_features * mod.out_features * rows, has_bias=mod.bias is not None,
                          **common)
     raise CrossnasError(f"{name}: not a matrix layer")
