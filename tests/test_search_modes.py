@@ -132,7 +132,9 @@ def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
                 assert g[i] == fixed[i]
         assert r["key"] == space.key(g)
     assert len({tuple(np.array(r["genome"])[groups["network"]]) for r in s1}) > 1  # networks searched
-    winner = pick_winner(s1, cfg, res.meta["fitness_bounds"])  # the bounds the run used and recorded
+    bounds = res.meta["fitness_bounds"]  # unset in the config: the space's own range, recorded
+    assert bounds["source"].startswith("space") and bounds["clipped_share"] == 0.0
+    winner = pick_winner(s1, cfg, bounds)
     assert res.meta["stage1"]["winner"] == winner["key"]
     net = groups["network"]
     for r in s2 + res.pareto:
@@ -262,3 +264,4 @@ def test_search_and_reevaluation_never_read_the_test_split(setup, tmp_path):
     ev = make_evaluator(space, sn, sealed, hw, cfg)
     assert ev.val_set is splits.val and ev.train_set is splits.train
     assert res.n_evaluations == 3 and res.pareto
+

@@ -300,7 +300,12 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
             backend.close()
     result.meta.setdefault("mode", cfg.mode)
     if bounds is not None:
-        result.meta["fitness_bounds"] = bounds
+        from crossnas.search.fitness import clipped_share, log
+
+        share = clipped_share([r["metrics"] for r in result.history], bounds)
+        log.info("fitness bounds %s: %.1f%% of %d evaluations clipped", bounds, 100 * share,
+                 len(result.history))
+        result.meta["fitness_bounds"] = {**bounds, "clipped_share": share}
     result.meta["config"] = cfg.model_dump()
     result.to_json(out / "pareto.json")
     result.to_csv(out / "pareto.csv", which="pareto")
