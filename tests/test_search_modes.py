@@ -112,6 +112,15 @@ def test_stage1_genome_takes_hardware_values_and_top_bits(setup):
     assert all(dec[f"slot{i}.wbits"] == max(space.wbits) for i in range(space.n_slots))
 
 
+def test_cheap_metrics_are_the_evaluators_cost_figures(setup):
+    space, sn, splits, hw = setup
+    ev = make_evaluator(space, sn, splits, hw, load_search_config(TINY))
+    archs = [space.decode(g) for g in space.sample(np.random.default_rng(3), 2)]
+    for full, cheap in zip(ev(archs), ev.cheap(archs)):
+        assert cheap and "accuracy_pim" not in cheap
+        assert cheap == {k: full[k] for k in cheap}
+
+
 # --- two-stage -----------------------------------------------------------------------------------------
 def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
     space, sn, splits, hw = setup

@@ -85,6 +85,20 @@ class CrossLayerEvaluator:
                         **{k: float(v) for k, v in costs.items()}})
         return out
 
+    def cheap(self, archs: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """The cost model's totals alone (no BN recalibration, no simulation): the metrics a
+        surrogate-assisted search computes exactly for its whole pool, outside the budget."""
+        from crossnas.cost import evaluate_cost
+
+        out = []
+        for decoded in archs:
+            arch = self.space.to_arch(self.space.encode(decoded))
+            net = self.supernet.extract(arch.network).eval()
+            totals = evaluate_cost(extract_layers(net, self.input_shape),
+                                   self.hardware.with_overrides(arch.hardware)).totals
+            out.append({k: float(v) for k, v in totals.items()})
+        return out
+
     def _calib(self):
         loader = self._loader("train")
         return [b for _, b in zip(range(self.calib_batches), loader)]
