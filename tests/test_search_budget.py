@@ -163,6 +163,8 @@ def test_resume_of_a_cut_surrogate_search_equals_an_uninterrupted_one(model, tmp
     assert len(rest.full) == 70 - 30  # three generations of 10 were kept
     assert [(r["key"], r["metrics"]) for r in res.history] == [(r["key"], r["metrics"]) for r in full.history]
     assert res.hypervolume == full.hypervolume
+    with pytest.raises(ValueError, match="surrogate"):  # plain NSGA-II cannot continue it
+        search(ToySpace(), CheapToy(), checkpoint=ck, **{**kw, "surrogate": None})
     with pytest.raises(ValueError, match="surrogate"):  # another model is another run
         search(ToySpace(), CheapToy(), checkpoint=ck, **{**kw, "surrogate": {"model": "gbm" if model == "rf"
                                                                               else "rf", "pool": 40}})

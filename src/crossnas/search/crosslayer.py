@@ -271,6 +271,7 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                              fitness=fit2)
             hist2 = _full_records(r2.history, sub2, 2)
             stage1 = {"budget": b1, "n_evaluations": r1.n_evaluations, "generations": r1.generations,
+                      "plan": r1.meta.get("plan"),
                       "hypervolume": r1.hypervolume, "winner": winner["key"], "winner_arch": winner["arch"],
                       "winner_metrics": winner["metrics"], "fixed_genome": [int(v) for v in sub1.fixed]}
             result = replace(r2, pareto=_full_records(r2.pareto, sub2, 2), history=hist1 + hist2,

@@ -79,9 +79,8 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
     pop_size = run_plan["pop_size"]
     sur = surrogate_spec(surrogate, strategy)
     meta = {"strategy": strategy, "seed": seed, "pop_size": pop_size, "objectives": objectives,
-            "constraints": {k: list(v) for k, v in (constraints or {}).items()}}
-    if sur is not None:
-        meta["surrogate"] = sur.model_dump()
+            "constraints": {k: list(v) for k, v in (constraints or {}).items()},
+            "surrogate": None if sur is None else sur.model_dump()}
     replay: dict[str, dict] = {}
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None and ck_path.exists():
