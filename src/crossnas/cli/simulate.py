@@ -18,7 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hardware", default=None,
                    help="hardware preset name or YAML overlay (with --design: replaces the design's)")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="hardware override, repeatable")
-    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("--data", required=True,
+                   help="digits, fashion-mnist, cifar10, cifar100, synthetic:CxHxW:classes:n, npz:FILE, "
+                   "folder:DIR or python:FILE.py:FUNCTION")
     p.add_argument("--chips", type=int, default=5, help="chip instances (device effects redrawn)")
     p.add_argument("--fidelity", choices=["exact", "fast"], default="exact")
     p.add_argument("--json", default=None, help="write the result to this JSON file")

@@ -63,15 +63,20 @@ class _Pipeline:
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
+        from crossnas.pipeline.inputs import check_inputs, record_code
+
         self.device = resolve_device(device or cfg.device)
+        # the data is read and user code hashed before anything is written: bad input leaves no folder
+        self._splits, code = check_inputs(cfg, run_dir, resume=resume)
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
         self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
+        record_code(self.state, code)
         import yaml
 
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
-        self._splits = self._space = self._supernet = None
+        self._space = self._supernet = None
         self.result: dict | None = None
         self.final: dict | None = None
         self.report_html: Path | None = None
