@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     splits = load_splits(cfg)
     supernet = build_supernet(cfg, splits, resolve_space(cfg, splits.input_size))
     hist = train_supernet(supernet, splits, train_cfg, args.out, resume=args.resume,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, augment=cfg.augment)
     if hist:
         last = {k: v for k, v in hist[-1].items() if k != "val"}
         print(json.dumps(last))

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crossnas.data.augment import AugmentConfig
 from crossnas.errors import CrossnasError, validated
 from crossnas.search.config import SearchConfig
 from crossnas.supernet.train import SupernetTrainConfig
@@ -108,6 +109,8 @@ class RunConfig(_Strict):
     name: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data: DataSection
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Training-batch augmentation for the supernet and retraining (crossnas.data.augment)."""
     space: SpaceSection
     supernet: SupernetTrainConfig = Field(default_factory=SupernetTrainConfig)
     hardware: HardwareSection = Field(default_factory=HardwareSection)

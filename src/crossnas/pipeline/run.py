@@ -122,7 +122,7 @@ class _Pipeline:
         with self.state.stage("supernet"):
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
-                           progress=self.progress)
+                           progress=self.progress, augment=self.cfg.augment)
         self.supernet.to("cpu")
 
     def stage_search(self) -> None:
@@ -163,7 +163,8 @@ class _Pipeline:
                 info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
                                  batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
                                  noise_sigma=sigma, seed=rc.seed + i, device=self.device,
-                                 progress=self.progress, label=f"retrain design-{i + 1}")
+                                 progress=self.progress, label=f"retrain design-{i + 1}",
+                                 augment=self.cfg.augment)
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
@@ -194,7 +195,7 @@ class _Pipeline:
                 info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
                                  momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
                                  seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
-                                 label=f"baseline {name}")
+                                 label=f"baseline {name}", augment=self.cfg.augment)
                 desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
                 save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, name=name,
