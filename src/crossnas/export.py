@@ -6,7 +6,7 @@ Clip(lo * scale, hi * scale) -> QuantizeLinear -> DequantizeLinear (the Clip kee
 wider ONNX type), so integer toolchains see the bits and any ONNX runtime computes what the fake-quantized
 PyTorch module computes in eval mode. Up to 8 bits: int8/uint8; 9-16 bits: int16/uint16 at opset 21; where
 no type holds the bits, the float form x / scale -> Round -> Clip -> * scale and a metadata note. Batch
-norm is folded into the convolution by the exporter's optimiser. Needs the `onnx` extra (onnx, onnxscript).
+norm stays a node of its own (folded, the weights would leave their grid). Needs the `onnx` extra.
 """
 
 from __future__ import annotations

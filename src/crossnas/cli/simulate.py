@@ -66,7 +66,7 @@ def run(args) -> int:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CrossnasError(f"--weights: does not match model {args.model!r}: {str(e)[:300]}") from None
+        raise CrossnasError(f"--weights: does not match model {args.model!r}: {' '.join(str(e).split())[:300]}") from None
     return _simulate(args, model, hw, splits, {"model": args.model})
 
 
