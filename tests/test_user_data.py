@@ -158,18 +158,22 @@ def _write_config(path, data: dict):
     return path
 
 
+def _source(tmp_path, source: str, good: bool = True) -> dict:
+    """A data section for `source` on files written under tmp_path (a malformed one when not `good`)."""
+    x, y = _images(n=60 if good else 4, shape=(8, 8), classes=3 if good else 1)
+    if source == "npz":
+        arrays = {"x": x, "y": y} if good else {"images": x}
+        np.savez(tmp_path / "own.npz", **arrays)
+        return {"name": "npz", "path": str(tmp_path / "own.npz")}
+    if source == "folder":
+        return {"name": "folder", "path": str(_folder(tmp_path / "imgs", x, y)), "size": 8}
+    (tmp_path / "mydata.py").write_text(FACTORY)
+    return {"name": "python", "factory": f"{tmp_path / 'mydata.py'}:{'make' if good else 'broken'}"}
+
+
 @pytest.mark.parametrize("source", ["npz", "folder", "python"])
 def test_each_source_runs_to_the_report(tmp_path, source, capsys):
-    x, y = _images(n=60, shape=(8, 8))
-    if source == "npz":
-        np.savez(tmp_path / "own.npz", x=x, y=y)
-        data = {"name": "npz", "path": str(tmp_path / "own.npz")}
-    elif source == "folder":
-        data = {"name": "folder", "path": str(_folder(tmp_path / "imgs", x, y)), "size": 8}
-    else:
-        (tmp_path / "mydata.py").write_text(FACTORY)
-        data = {"name": "python", "factory": f"{tmp_path / 'mydata.py'}:make"}
-    cfg = _write_config(tmp_path / "run.yaml", data)
+    cfg = _write_config(tmp_path / "run.yaml", _source(tmp_path, source))
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
     assert "report:" in capsys.readouterr().out and (out / "report.html").is_file()
@@ -184,18 +188,9 @@ def test_each_source_runs_to_the_report(tmp_path, source, capsys):
         assert "mydata.py changed since" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", ["npz-missing-arrays", "one-class-folder", "raising-factory"])
-def test_bad_data_exits_2_and_writes_nothing(tmp_path, bad, capsys):
-    if bad == "npz-missing-arrays":
-        np.savez(tmp_path / "own.npz", images=np.zeros((4, 1, 4, 4)))
-        data = {"name": "npz", "path": str(tmp_path / "own.npz")}
-    elif bad == "one-class-folder":
-        x, y = _images(n=4, shape=(8, 8), classes=1)
-        data = {"name": "folder", "path": str(_folder(tmp_path / "imgs", x, y))}
-    else:
-        (tmp_path / "mydata.py").write_text(FACTORY)
-        data = {"name": "python", "factory": f"{tmp_path / 'mydata.py'}:broken"}
-    cfg = _write_config(tmp_path / "run.yaml", data)
+@pytest.mark.parametrize("source", ["npz", "folder", "python"])  # no x/y, one class, a factory raising
+def test_bad_data_exits_2_and_writes_nothing(tmp_path, source, capsys):
+    cfg = _write_config(tmp_path / "run.yaml", _source(tmp_path, source, good=False))
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()

@@ -66,7 +66,8 @@ def run(args) -> int:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CrossnasError(f"--weights: does not match model {args.model!r}: {' '.join(str(e).split())[:300]}") from None
+        msg = " ".join(str(e).split())
+        raise CrossnasError(f"--weights: does not match model {args.model!r}: {msg[:300]}") from None
     return _simulate(args, model, hw, splits, {"model": args.model})
 
 

@@ -30,13 +30,17 @@ def check_inputs(cfg, run_dir: Path, *, resume: bool):
     state = Path(run_dir) / "run.json"
     if resume and state.is_file():
         check_unchanged(json.loads(state.read_text()).get("code"), code, str(run_dir))
-    splits = load_splits(cfg)
-    c, h, w = splits.input_shape
+    return require_square(load_splits(cfg)), code
+
+
+def require_square(splits):
+    """The splits, if their images are square (the search space has one input_size)."""
+    _, h, w = splits.input_shape
     if h != w:
         raise CrossnasError(f"data: images are {h}x{w} (H x W), but the search space takes one square "
                             "input_size; resize them (folder: data.size) or cost and simulate non-square "
                             "models with `crossnas evaluate` / `crossnas simulate`")
-    return splits, code
+    return splits
 
 
 def record_code(state, code: dict[str, str]) -> None:
