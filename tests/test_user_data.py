@@ -64,6 +64,9 @@ FACTORY = textwrap.dedent("""
     def broken():
         raise RuntimeError("no such sensor")
 
+    def needs_path(path):
+        return {}
+
     def out_of_range():
         return {"train": [(torch.zeros(1, 4, 4), 0), (torch.zeros(1, 4, 4), 5)],
                 "test": [(torch.zeros(1, 4, 4), 1)], "num_classes": 3}
@@ -144,6 +147,7 @@ def test_bad_folders_and_factories(tmp_path):
     for fn, expect in (("broken", "raised RuntimeError: no such sensor"),
                        ("out_of_range", r"train: labels out of range: expected 0..2, got 0..5"),
                        ("mixed_sizes", r"item 1: mismatched image sizes: expected 1x4x4, got 1x5x4"),
+                       ("needs_path", r"parameter 'path' has no value \(crossnas passes seed; give path a"),
                        ("absent", "no callable 'absent'")):
         with pytest.raises(CrossnasError, match=expect):
             load_dataset(f"python:{tmp_path / 'mydata.py'}:{fn}")

@@ -54,7 +54,7 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
 
 
 def call_with_matching(fn: Callable[..., Any], offered: dict[str, Any], extra: dict[str, Any], what: str,
-                       hint: str = "--model-arg"):
+                       hint: str = "give others with --model-arg {name}=VALUE"):
     """Call `fn` with the `offered` keywords its signature names (all of them if it takes **kwargs) plus
     every `extra` one; a refusal names the parameter that has no value or the argument it does not take."""
     try:
@@ -76,7 +76,7 @@ def call_with_matching(fn: Callable[..., Any], offered: dict[str, Any], extra: d
         named = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         if named and p.default is p.empty and p.name not in kwargs:
             raise CrossnasError(f"{what}: parameter {p.name!r} has no value (crossnas passes "
-                                f"{', '.join(offered)}; give others with {hint} {p.name}=VALUE)")
+                                f"{', '.join(offered)}; {hint.format(name=p.name)})")
     return fn(**kwargs)
 
 

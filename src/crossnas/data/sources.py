@@ -223,7 +223,8 @@ def read_python(factory: str, *, seed: int = 0) -> Arrays:
 
     fn = load_callable(factory, "data.factory")
     try:
-        out = call_with_matching(fn, {"seed": seed}, {}, f"data.factory {factory}", hint="a default for")
+        out = call_with_matching(fn, {"seed": seed}, {}, f"data.factory {factory}",
+                                 hint="give {name} a default")
     except CrossnasError:
         raise
     except Exception as e:  # noqa: BLE001 - user code
