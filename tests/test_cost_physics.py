@@ -153,9 +153,10 @@ def test_depthwise_conv_maps_one_tile_set_per_group():
 
 def test_cli_lists_uncosted_and_strict_fails(tmp_path, capsys):
     f = tmp_path / "m.py"
-    f.write_text("from torch import nn\ndef make(c, n, s):\n"
-                 "    return nn.Sequential(nn.Conv2d(c, 4, 3), nn.GroupNorm(2, 4), nn.Flatten(),"
-                 " nn.Linear(4 * (s - 2) ** 2, n))\n")
+    f.write_text("from torch import nn\ndef make(in_channels, num_classes, input_size):\n"
+                 "    s = input_size\n"
+                 "    return nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.GroupNorm(2, 4), nn.Flatten(),"
+                 " nn.Linear(4 * (s - 2) ** 2, num_classes))\n")
     out = tmp_path / "o.json"
     assert main(["evaluate", "--model", f"{f}:make", "--input", "1x8x8", "--json", str(out)]) == 0
     assert "not costed (1" in capsys.readouterr().out
