@@ -81,6 +81,9 @@ def test_full_pipeline_writes_every_artifact(full_run):
     front = json.loads((out / "search/pareto.json").read_text())["pareto"]
     assert len(rr) == min(3, len(front)) and all(len(r["val_curve"]) == 1 for r in rr.values())
     assert final["chips"] == 2 and final["test_subset"]["n"] == 24 and final["split"] == "test"
+    designs = [e for e in final["entries"] if e["kind"] == "design"]
+    best = max(e["retrain"]["val_acc_after"] for e in designs)  # picked on validation, never on test
+    assert final["picked"] == next(e["name"] for e in designs if e["retrain"]["val_acc_after"] == best)
     pareto_keys = {r["key"] for r in json.loads((out / "search/pareto.json").read_text())["pareto"]}
     for e in final["entries"]:
         assert len(e["test"]["per_chip"]) == 2

@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{e['name']:>10}  test digital {t['accuracy_digital']:.4f}  PIM {t['accuracy_pim']:.4f}"
                   f" +- {t['accuracy_pim_std']:.4f}  latency {c['latency_s'] * 1e3:.4g} ms"
                   f"  energy {c['energy_j'] * 1e3:.4g} mJ  EDP {c['edp_js'] * 1e6:.4g} mJ*ms")
+        if res.final.get("picked"):
+            print(f"picked (best validation accuracy after retraining): {res.final['picked']}")
     if res.report_html:
         print(f"report: {res.report_html}")
     else:

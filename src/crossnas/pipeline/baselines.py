@@ -29,13 +29,16 @@ def _train(p, name: str, j: int, wb: int, ab: int, *, epochs: int | None, label:
     from crossnas.pipeline.designs import recipe
     from crossnas.pipeline.retrain import train_qat
     from crossnas.quant import quantize_model
+    from crossnas.usercode import is_code_spec
 
     s, bc, seed = p.splits, p.cfg.baselines, p.cfg.retrain.seed + 1000 + j
     kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
+    if is_code_spec(name) and name not in bc.width_mult:
+        kwargs = {}  # a user's model gets width_mult only when the config gives it one
     torch.manual_seed(seed)
     model = quantize_model(get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs), wb, ab)
     info = train_qat(model, s.train, s.val, seed=seed, device=p.device, progress=p.progress, label=label,
-                     **recipe(p, p.hardware, baseline=True, epochs=epochs))
+                     augment=p.cfg.augment, **recipe(p, p.hardware, baseline=True, epochs=epochs))
     return model, kwargs, info
 
 
@@ -57,19 +60,21 @@ def best_bits(p, name: str, j: int) -> int:
 
 def train_baselines(p) -> None:
     from crossnas.design import save_design
+    from crossnas.models import model_label
 
     s, bc, hw = p.splits, p.cfg.baselines, p.hardware
     for j, name in enumerate(bc.models):
-        plans = [(name, hw.quant.weight_bits, hw.quant.act_bits, "baseline")]
+        label = model_label(name)
+        plans = [(label, hw.quant.weight_bits, hw.quant.act_bits, "baseline")]
         if bc.best_bits and uniform_bits(p.space):
             b = best_bits(p, name, j)
-            plans.append((f"{name}-w{b}a{b}", b, b, "baseline, best uniform bits on validation"))
+            plans.append((f"{label}-w{b}a{b}", b, b, "baseline, best uniform bits on validation"))
         for folder, wb, ab, why in plans:
             bdir = p.run_dir / "baselines" / folder
             if (bdir / "design.json").exists():
                 continue
             model, kwargs, info = _train(p, name, j, wb, ab, epochs=None, label=f"baseline {folder}")
-            desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
+            desc = f"{label} (width x{kwargs.get('width_mult', 1.0):g}) w{wb}a{ab}"
             save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels, num_classes=s.num_classes,
                         input_size=s.input_size, name=folder,
                         model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
@@ -78,10 +83,13 @@ def train_baselines(p) -> None:
 
 def baseline_dirs(run_dir: Path, models: list[str]) -> list[Path]:
     """Every trained baseline folder, by model: the default-bits one first."""
+    from crossnas.models import model_label
+
     out = []
-    for name in models:
-        out += [d for d in [run_dir / "baselines" / name] if (d / "design.json").exists()]
-        out += sorted(d for d in (run_dir / "baselines").glob(f"{name}-w*a*") if (d / "design.json").exists())
+    for label in map(model_label, models):
+        out += [d for d in [run_dir / "baselines" / label] if (d / "design.json").exists()]
+        out += sorted(d for d in (run_dir / "baselines").glob(f"{label}-w*a*")
+                      if (d / "design.json").exists())
     return out
 
 
@@ -102,5 +110,8 @@ def final_plan(run_dir: Path, models: list[str]) -> list[tuple[str, Path, Path |
     designs = sorted((run_dir / "designs").glob("design-*"), key=lambda d: int(d.name.split("-")[1]))
     bases = baseline_dirs(run_dir, models)
     plan = [(d.name, d, None) for d in designs + bases]
-    plan += [(f"{b.name}@{d.name}", b, d) for d in designs for b in bases if b.name not in models]
+    from crossnas.models import model_label
+
+    labels = {model_label(m) for m in models}
+    plan += [(f"{b.name}@{d.name}", b, d) for d in designs for b in bases if b.name not in labels]
     return plan

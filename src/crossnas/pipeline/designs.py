@@ -58,7 +58,7 @@ def train_network(p, network, hw, *, seed: int, label: str, epochs: int | None =
     net = start_module(p, network, seed, init)
     torch.manual_seed(seed)
     info = train_qat(net, p.splits.train, p.splits.val, seed=seed, device=p.device, progress=p.progress,
-                     label=label, **recipe(p, hw, epochs=epochs))
+                     label=label, augment=p.cfg.augment, **recipe(p, hw, epochs=epochs))
     info["init"] = init
     return net, info
 
@@ -115,6 +115,16 @@ def rule_order(front: list[dict], objectives: dict, select) -> list[dict]:
 
     return [r for r, _ in select_designs(front, front, objectives, rule=select.rule, k=len(front),
                                          metric=select.metric, budget=select.budget)]
+
+
+def picked_design(entries: list[dict]) -> str | None:
+    """The design the run recommends: the best validation accuracy after retraining (validation only, so
+    the test split stays unread by the choice); ties go to the earlier design."""
+    designs = [e for e in entries if e.get("kind") == "design"]
+    if not designs:
+        return None
+    return max(designs, key=lambda e: (float((e.get("retrain") or {}).get("val_acc_after") or 0.0),
+                                       -designs.index(e)))["name"]
 
 
 # --- the floor -----------------------------------------------------------------------------------------

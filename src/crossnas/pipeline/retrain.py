@@ -40,13 +40,16 @@ def accuracy(module: nn.Module, loader, device: torch.device) -> float:
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,
               momentum: float = 0.9, weight_decay: float = 5e-4, noise_sigma: float = 0.0, seed: int = 0,
               device: torch.device | str = "cpu", progress: bool = False, label: str = "train",
-              patience: int | None = None) -> dict:
+              patience: int | None = None, augment=None) -> dict:
     """Train `module` in place (SGD, cosine schedule over `epochs`); returns val accuracy before/after,
     the epochs run, the per-epoch validation curve and the best epoch (whose weights the module keeps
     when `patience` is set; without it every epoch runs and the last weights are kept).
 
-    Reproducible: the shuffling generator and the noise generator are seeded from `seed`.
+    Reproducible: the shuffling generator and the noise generator are seeded from `seed`. `augment`
+    (`crossnas.data.augment.AugmentConfig`) transforms the training batches, never the val batches.
     """
+    from crossnas.data.augment import augment_batch, epoch_generator
+
     device = torch.device(device)
     module.to(device)
     val_loader = DataLoader(val_set, batch_size=256)
@@ -69,8 +72,12 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     try:
         for epoch in range(1, epochs + 1):
             module.train()
+            aug_gen = (epoch_generator(seed, epoch - 1, salt=1) if augment is not None and augment.active
+                       else None)
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
+                if aug_gen is not None:
+                    x = augment_batch(x, augment, aug_gen)
                 clean = [w.detach().clone() for w in weights] if noise_sigma > 0 else None
                 if clean is not None:
                     with torch.no_grad():

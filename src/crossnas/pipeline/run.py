@@ -63,15 +63,20 @@ class _Pipeline:
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
+        from crossnas.pipeline.inputs import check_inputs, record_code
+
         self.device = resolve_device(device or cfg.device)
+        # the data is read and user code hashed before anything is written: bad input leaves no folder
+        self._splits, code = check_inputs(cfg, run_dir, resume=resume)
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
         self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
+        record_code(self.state, code)
         import yaml
 
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
-        self._splits = self._space = self._supernet = None
+        self._space = self._supernet = None
         self.result: dict | None = None
         self.final: dict | None = None
         self.report_html: Path | None = None
@@ -124,7 +129,7 @@ class _Pipeline:
         with self.state.stage("supernet"):
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
-                           progress=self.progress)
+                           progress=self.progress, augment=self.cfg.augment)
         self.supernet.to("cpu")
 
     def stage_search(self) -> None:
@@ -188,6 +193,7 @@ class _Pipeline:
             self.final = json.loads(path.read_text())
             return
         from crossnas.pipeline.baselines import final_plan
+        from crossnas.pipeline.designs import picked_design
 
         fc = self.cfg.final
         with self.state.stage("final"):
@@ -201,7 +207,7 @@ class _Pipeline:
                     entries.append(json.loads(cache.read_text()))
                     continue
                 t0 = time.perf_counter()
-                design = load_design(d)
+                design = load_design(d, code=self.cfg.baselines.models)
                 hw = design.hardware if chip is None else load_design(chip).hardware  # a design's chip
                 meta = design.meta.get("metrics") or {}
                 pim = evaluate_pim(design.module, loader, hw, calib_loader=calib, chips=fc.chips,
@@ -222,7 +228,7 @@ class _Pipeline:
                 atomic_write(cache, json.dumps(entry, indent=1, default=float))
                 entries.append(entry)
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
-                     "dataset": self.cfg.data.name, "entries": entries}
+                     "dataset": self.cfg.data.name, "entries": entries, "picked": picked_design(entries)}
             atomic_write(path, json.dumps(final, indent=1, default=float))
         self.final = final
 
