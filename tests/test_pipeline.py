@@ -92,7 +92,10 @@ def test_full_pipeline_writes_every_artifact(full_run):
         if e["kind"] == "design":
             assert e["source_key"] in pareto_keys and e["source_key"] in rr
             assert e["retrain"]["epochs"] == 1 and len(e["retrain"]["val_curve"]) == 1
-            assert e["val"]["accuracy_pim"] == rr[e["source_key"]]["accuracy_pim"]
+            front_rec = next(r for r in front if r["key"] == e["source_key"])
+            assert e["val"] == front_rec["metrics"]  # the search's scores; the re-ranking's beside them
+            meta = json.loads((out / e["design_dir"] / "design.json").read_text())["metrics"]
+            assert meta["rerank"]["accuracy_pim"] == rr[e["source_key"]]["accuracy_pim"]
     assert "val acc. per epoch" in (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and "design-1" in html and "lenet" in html

@@ -165,9 +165,12 @@ class _Pipeline:
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
                             name=f"design-{i + 1}",
-                            metrics={"val": rec["metrics"], "retrain": info, "selected_by": reason,
-                                     "source_key": rec["key"], "description": describe_network(arch.network),
-                                     "search_val": rec.get("search_scores"), "rerank": rec.get("rerank")})
+                            # val: the search's (re-scored) metrics, as the report labels them; rerank: the
+                            # short standalone training's scores the choice used, when re-ranked
+                            metrics={"val": rec.get("search_scores") or rec["metrics"], "retrain": info,
+                                     "selected_by": reason, "source_key": rec["key"],
+                                     "description": describe_network(arch.network),
+                                     "rerank": rec.get("rerank")})
 
     def stage_baselines(self) -> None:
         from crossnas.pipeline.baselines import train_baselines
