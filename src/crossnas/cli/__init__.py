@@ -9,7 +9,8 @@ import sys
 
 from crossnas.errors import CrossnasError
 
-SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export")
+SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export", "config",
+               "hardware")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

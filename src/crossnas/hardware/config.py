@@ -170,7 +170,12 @@ class HardwareConfig(_Strict):
         data = self.model_dump()
         for key, value in overrides.items():
             _set_dotted(data, key, value)
-        return _validate(data, source="override")
+        out = _validate(data, source="override")
+        if "name" not in overrides:  # a changed chip is not the preset: `mnsim-default+xbar64+adc8`
+            from crossnas.hardware.naming import derived_name
+
+            out.name = derived_name(self.name, self.model_dump(), out.model_dump())
+        return out
 
     def adc_bits_for(self, layer_name: str) -> int:
         """ADC resolution of one layer (per-layer glob override, else global)."""

@@ -54,7 +54,8 @@ def hardware_summary(hw) -> dict:
     return {"crossbar": f"{hw.crossbar.rows}x{hw.crossbar.cols}", "bits_per_cell": hw.device.bits_per_cell,
             "adc_bits": hw.adc.bits, "adc_range": hw.adc.range, "dac_bits": hw.dac.bits,
             "device": hw.device.kind, "variation": hw.device.variation,
-            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
+            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate],
+            "name": hw.name, "preset": hw.name.split("+")[0]}
 
 
 class _Pipeline:
