@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--stop-after", default=None, choices=STAGES, help="end after this stage")
     p.add_argument("--no-progress", action="store_true", help="no bars or progress lines (the run's log "
                                                                 "file is still written)")
+    p.add_argument("--log-format", choices=("auto", "rich", "plain"), default="auto",
+                   help="progress: auto (rich bars on a terminal, else plain), rich, or plain (one "
+                        "timestamped line per epoch / generation / batch of evaluations / design)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, the stage plan, the number of candidates and a time "
                         "estimate from a short timed probe; writes nothing")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(dry_run(cfg, out, device=args.device))
         return 0
     res = run_pipeline(cfg, out, resume=args.resume, device=args.device, progress=not args.no_progress,
-                       stop_after=args.stop_after)
+                       stop_after=args.stop_after, log_format=args.log_format)
     if res.final:
         for e in res.final["entries"]:
             t, c = e["test"], e["cost"]["totals"]

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from crossnas.pipeline.state import STAGES
+from crossnas.progress import fmt_duration
 
 
 def user_hardware_keys(cfg) -> dict[str, Any]:
@@ -51,10 +52,10 @@ def gene_overrides(cfg, spec=None) -> list[str]:
             continue
         if fld == "adc_bits" and spec.adc_per_layer:
             label, keys = "slot*.adc_bits", ("adc.bits", "adc.per_layer")
-        for key in keys:
-            if key in user:
-                lines.append(f"hardware: {key}={user[key]} is also set by the space gene {label} "
-                             f"(choices {list(choices)}): the genes win, each candidate takes its own value")
+        both = [f"{key}={user[key]}" for key in keys if key in user]
+        if both:
+            lines.append(f"hardware: {', '.join(both)} also set by the space gene {label} (choices "
+                         f"{list(choices)}): the genes win, each candidate takes its own value")
     return lines
 
 
@@ -150,15 +151,6 @@ def estimate(cfg, splits, probe_s: dict[str, float]) -> dict[str, float]:
     }
 
 
-def fmt_s(sec: float) -> str:
-    sec = max(0.0, float(sec))
-    if sec < 60:
-        return f"{sec:.0f}s"
-    m, s = divmod(int(round(sec)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def dry_run(cfg, out, *, device: str | None = None, probe_steps: int = 5) -> str:
     """The text of `crossnas run CONFIG --dry-run`: resolved config, overrides, plan, candidates, estimate."""
     import yaml
@@ -189,6 +181,6 @@ def dry_run(cfg, out, *, device: str | None = None, probe_steps: int = 5) -> str
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"]
     plans = stage_plans(cfg, splits, space)
     for name in STAGES:
-        lines.append(f"{name:<10} ~{fmt_s(est[name]):>7}  {plans[name]}")
-    lines.append(f"{'total':<10} ~{fmt_s(sum(est.values())):>7}  (rough; nothing was written)")
+        lines.append(f"{name:<10} ~{fmt_duration(est[name]):>7}  {plans[name]}")
+    lines.append(f"{'total':<10} ~{fmt_duration(sum(est.values())):>7}  (rough; nothing was written)")
     return "\n".join(lines)

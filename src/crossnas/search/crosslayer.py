@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
+from crossnas.progress import task_for
 from crossnas.search.result import SearchResult
 from crossnas.search.store import atomic_write
 
@@ -175,7 +176,7 @@ def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path,
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
-                      ) -> SearchResult:
+                      progress: bool = False) -> SearchResult:
     """Score the Pareto set again at final fidelity; keep the in-loop metrics as `search_metrics`."""
     from crossnas.search.result import pareto_records
 
@@ -189,11 +190,16 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
             cache = saved["metrics"]
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
-    for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
-        chunk = todo[i:i + step]
-        for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
-            cache[r["key"]] = m
-        atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+    with task_for(progress, "re-score front", len(todo), "designs") as bar:
+        for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
+            chunk = todo[i:i + step]
+            for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
+                cache[r["key"]] = m
+            atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+            if bar is not None:
+                bar.advance(len(chunk))
+                accs = ", ".join(f"{cache[r['key']].get('accuracy_pim', float('nan')):.4f}" for r in chunk)
+                bar.line(f"{cfg.final_fidelity} fidelity, {cfg.final_chips} chips: PIM accuracy {accs}")
     front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
     kept = pareto_records(front, result.objectives, result.constraints)
     kept_keys = {r["key"] for r in kept}
@@ -264,7 +270,7 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                              meta={**r2.meta, "mode": "two-stage", "budget": cfg.budget, "stage1": stage1})
         final_ev = make_evaluator(space, supernet, splits, hardware, cfg, fidelity=cfg.final_fidelity,
                                   chips=cfg.final_chips, device=device)
-        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE)
+        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE, progress)
     finally:
         if own_backend:
             backend.close()
