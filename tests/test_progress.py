@@ -79,9 +79,8 @@ def test_supernet_prints_one_line_per_epoch(tmp_path):
 
 
 def test_search_prints_one_line_per_generation():
-    from test_search import OBJ, ToySpace, toy_evaluate
-
     from crossnas.search import search
+    from test_search import OBJ, ToySpace, toy_evaluate
 
     out = io.StringIO()
     with use(Reporter("plain", out, clock=Clock())):
