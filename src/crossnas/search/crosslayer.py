@@ -20,6 +20,7 @@ from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
 from crossnas.progress import task_for
+from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.result import SearchResult
 from crossnas.search.store import atomic_write
 
@@ -78,11 +79,13 @@ class CrossLayerEvaluator:
         for decoded in archs:
             net, hw = self.build(decoded)
             costs = evaluate_cost(extract_layers(net, self.input_shape), hw).totals
-            acc = evaluate_pim(net, self._loader("val"), hw, calib_loader=self._calib(),
+            val = self._loader("val")
+            acc = evaluate_pim(net, val, hw, calib_loader=self._calib(),
                                chips=self.chips, fidelity=self.fidelity, seed=self.seed, device=self.device)
-            out.append({"accuracy_pim": float(acc.accuracy_pim),
+            n = len(val.dataset)  # accuracies as image counts too: equal ones compare exactly
+            out.append({**accuracy_metrics("accuracy_pim", acc.per_chip, n),
                         "accuracy_pim_std": float(acc.accuracy_pim_std),
-                        "accuracy_digital": float(acc.accuracy_digital),
+                        **accuracy_metrics("accuracy_digital", [acc.accuracy_digital], n),
                         **{k: float(v) for k, v in costs.items()}})
         return out
 
