@@ -144,11 +144,13 @@ class Reporter:
         self._progress.update(task._bar, completed=task.completed, info=info)
 
     def _remove_bar(self, task: Task) -> None:
-        self._progress.remove_task(task._bar)
+        self._progress.update(task._bar, completed=task.completed)
         self._bars -= 1
-        if self._bars == 0:
+        if self._bars == 0:  # the last frame keeps the finished bar on screen
             self._progress.stop()
             self._progress = None
+        else:
+            self._progress.remove_task(task._bar)
 
     def close(self) -> None:
         if self._progress is not None:
