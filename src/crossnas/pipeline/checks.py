@@ -21,7 +21,8 @@ def _lines(exc: CrossnasError, where: str, field: str) -> list[str]:
     out = []
     for msg in raw:
         msg = msg.removeprefix("override: ")  # hardware overrides name their key after this
-        out.append(f"{where}: {msg if msg.startswith(field) else f'{field}: {msg}'}")
+        named = msg.startswith((f"{field}.", f"{field}:"))
+        out.append(f"{where}: {msg if named else f'{field}: {msg}'}")
     return out
 
 
