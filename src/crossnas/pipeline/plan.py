@@ -142,7 +142,10 @@ def estimate(cfg, splits, probe_s: dict[str, float]) -> dict[str, float]:
     val = min(se.val_limit or len(splits.val), len(splits.val))
     final_image = probe_s["final_image_s"]
     return {
-        "supernet": s.epochs * math.ceil(n_train / s.batch_size) * probe_s["step_s"],
+        # per epoch: the training steps, then val_subnets forward passes over the validation split
+        # (a forward pass costs about a third of a training step)
+        "supernet": s.epochs * (math.ceil(n_train / s.batch_size) * probe_s["step_s"]
+                                + s.val_subnets * len(splits.val) * per_image / 3),
         "search": se.budget * probe_s["eval_s"] + front * se.final_chips * val * final_image,
         "retrain": sel.k * rc.epochs * n_train * per_image,
         "baselines": len(bc.models) * bc.epochs * n_train * per_image,
