@@ -3,7 +3,7 @@
 Every field of the run config, the hardware config and the space file, with its type (and bounds), unit,
 default and meaning. The meaning is the field's attribute docstring (or its trailing comment) in the
 model's source; fields that have neither take it from `MEANINGS` below, and `undocumented()` lists any
-field with no meaning at all, so a new field cannot reach the page undescribed (tests/test_reference.py).
+field with no meaning at all, so a new field cannot reach the page undescribed (tests/test_config_cli.py).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def render() -> str:
     """The whole page (Markdown)."""
     out = ["# Configuration reference", "",
            "Generated from the pydantic models by `crossnas config reference --out docs/reference.md`; "
-           "do not edit by hand (tests/test_reference.py keeps it in sync). Units: the field's name "
+           "do not edit by hand (tests/test_config_cli.py keeps it in sync). Units: the field's name "
            "states it (`_ohm`, `_ns`, `_hz`, ...); `-` means a plain number, a name or a count.", ""]
     for model, title, intro in _documents():
         out += [f"## {title}", "", intro, ""]
