@@ -69,6 +69,8 @@ def test_full_pipeline_writes_every_artifact(full_run):
     for e in final["entries"]:
         assert len(e["test"]["per_chip"]) == 2
         assert 0.0 <= e["test"]["accuracy_pim"] <= 1.0
+        assert e["test"]["accuracy_pim_total"] == 2 * 24 and e["test"]["accuracy_digital_total"] == 24
+        assert abs(e["test"]["accuracy_pim_correct"] / 48 - e["test"]["accuracy_pim"]) < 1e-12
         assert e["cost"]["totals"]["edp_js"] > 0
         if e["kind"] == "design":
             assert e["source_key"] in pareto_keys

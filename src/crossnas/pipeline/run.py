@@ -27,6 +27,7 @@ from crossnas.pipeline.config import (
 )
 from crossnas.pipeline.state import STAGES, RunState
 from crossnas.progress import task_for
+from crossnas.search.accuracy import image_counts
 from crossnas.search.store import atomic_write
 
 LOG = "run.log"
@@ -247,7 +248,8 @@ class _Pipeline:
                          "test": {"accuracy_digital": float(pim.accuracy_digital),
                                   "accuracy_pim": float(pim.accuracy_pim),
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
-                                  "per_chip": [float(a) for a in pim.per_chip]},
+                                  "per_chip": [float(a) for a in pim.per_chip],
+                                  **image_counts(pim, info["n"])},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
                 atomic_write(cache, json.dumps(entry, indent=1, default=float))
                 entries.append(entry)

@@ -30,3 +30,13 @@ def exact_value(metrics: dict, key: str) -> float:
     if c is not None and t:
         return int(c) / int(t)
     return float(metrics[key])
+
+
+def image_counts(result, n_images: int) -> dict[str, int]:
+    """The `_correct` / `_total` counts of a simulator result (`PIMResult`) on `n_images` images."""
+    out = {}
+    for name, per_chip in (("accuracy_pim", result.per_chip),
+                           ("accuracy_digital", [result.accuracy_digital])):
+        m = accuracy_metrics(name, per_chip, n_images)
+        out.update({k: v for k, v in m.items() if k != name})
+    return out
