@@ -130,6 +130,9 @@ def test_derived_chip_names():
     assert again.name == "mnsim-default+var0.05+cell2+xbar128x64+adc4"  # one tag per field
     assert hw.with_overrides({"adc.bits": hw.adc.bits}).name == hw.name  # unchanged: the same name
     assert hw.with_overrides({"adc.bits": 8, "name": "mine"}).name == "mine"
+    # an overlay on a preset is named after it unless it names itself
+    assert load_hardware({"base": "isaac-like", "adc": {"bits": 6}}).name == "isaac-like+adc6"
+    assert load_hardware({"base": "isaac-like", "name": "my-chip", "adc": {"bits": 6}}).name == "my-chip"
 
 
 def test_derived_name_reaches_saved_design(tmp_path):

@@ -233,13 +233,24 @@ def _resolve(data: dict, source: str, seen: tuple[str, ...] = ()) -> dict:
     return _merge(parent, data)
 
 
+def overlay_name(raw: dict, hw: HardwareConfig) -> HardwareConfig:
+    """An overlay on `base:` without a name of its own is named after its base and its changes."""
+    if not raw.get("base") or "name" in raw:
+        return hw
+    from crossnas.hardware.naming import derived_name
+
+    base = load_hardware(raw["base"])
+    hw.name = derived_name(base.name, base.model_dump(), hw.model_dump())
+    return hw
+
+
 def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str, Any] | None = None
                   ) -> HardwareConfig:
     """A preset name, a YAML path (overlay on `base:`), a dict, or a config; then dotted overrides."""
     if isinstance(spec, HardwareConfig):
         hw = spec
     elif isinstance(spec, dict):
-        hw = _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware")
+        hw = overlay_name(spec, _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware"))
     else:
         s = str(spec)
         if s in list_presets():
@@ -248,7 +259,8 @@ def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str,
             path = Path(s)
         else:
             raise CrossnasError(f"hardware: expected a preset {list_presets()} or a .yaml file, got {s!r}")
-        hw = _validate(_resolve(_load_yaml(path), str(path)), source=str(path))
+        raw = _load_yaml(path)
+        hw = overlay_name(raw, _validate(_resolve(copy.deepcopy(raw), str(path)), source=str(path)))
     return hw.with_overrides(overrides)
 
 
