@@ -89,6 +89,20 @@ class CrossLayerEvaluator:
                         **{k: float(v) for k, v in costs.items()}})
         return out
 
+    def cheap(self, archs: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """The cost model's totals alone (no BN recalibration, no simulation): the metrics a
+        surrogate-assisted search computes exactly for its whole pool, outside the budget."""
+        from crossnas.cost import evaluate_cost
+
+        out = []
+        for decoded in archs:
+            arch = self.space.to_arch(self.space.encode(decoded))
+            net = self.supernet.extract(arch.network).eval()
+            totals = evaluate_cost(extract_layers(net, self.input_shape),
+                                   self.hardware.with_overrides(arch.hardware)).totals
+            out.append({k: float(v) for k, v in totals.items()})
+        return out
+
     def _calib(self):
         loader = self._loader("train")
         return [b for _, b in zip(range(self.calib_batches), loader)]
@@ -266,6 +280,7 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                              fitness=fit2)
             hist2 = _full_records(r2.history, sub2, 2)
             stage1 = {"budget": b1, "n_evaluations": r1.n_evaluations, "generations": r1.generations,
+                      "plan": r1.meta.get("plan"),
                       "hypervolume": r1.hypervolume, "winner": winner["key"], "winner_arch": winner["arch"],
                       "winner_metrics": winner["metrics"], "fixed_genome": [int(v) for v in sub1.fixed]}
             result = replace(r2, pareto=_full_records(r2.pareto, sub2, 2), history=hist1 + hist2,
