@@ -162,6 +162,10 @@ def meaning(cls: type, name: str, info: FieldInfo) -> str:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section model of a field (`Model` or `Model | None`), else None."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _model_of(models[0]) if len(models) == 1 else None
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
@@ -208,6 +212,8 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, 
         path = f"{prefix}{name}"
         sub = _model_of(info.annotation)
         if sub is not None:
+            if typing.get_origin(info.annotation) is not None:  # an optional section: say so, then expand
+                out.append((path, "section \\| None", "-", default_text(info), meaning(model, name, info)))
             out += rows(sub, f"{path}.")
             continue
         typ = type_text(info.annotation)

@@ -12,6 +12,7 @@ from typing import Any
 
 from crossnas.pipeline.state import STAGES
 from crossnas.progress import fmt_duration
+from crossnas.search import defaults
 
 
 def user_hardware_keys(cfg) -> dict[str, Any]:
@@ -69,7 +70,9 @@ def stage_plans(cfg, splits=None, space=None) -> dict[str, str]:
     cands = ""
     if space is not None and hasattr(space, "count_configs"):
         cands = f" of {space.count_configs():,} candidates"
-    search = (f"{se.strategy} ({se.mode}), {se.budget} evaluations{cands}, population {se.pop_size}, "
+    pop = se.pop_size if se.pop_size is not None else (
+        defaults.plan(se.budget, space, None)["pop_size"] if space is not None else "auto")
+    search = (f"{se.strategy} ({se.mode}), {se.budget} evaluations{cands}, population {pop}, "
               f"{se.fidelity} fidelity on {se.val_limit or 'all'} validation images x {se.chips} chip(s); "
               f"then the front re-scored ({se.final_fidelity}, {se.final_chips} chips)")
     n_entries = sel.k + len(bc.models)
@@ -137,7 +140,7 @@ def estimate(cfg, splits, probe_s: dict[str, float]) -> dict[str, float]:
     s, se, rc, bc, fc, sel = cfg.supernet, cfg.search, cfg.retrain, cfg.baselines, cfg.final, cfg.select
     n_train, n_test = len(splits.train), len(splits.test)
     per_image = probe_s["step_s"] / s.batch_size
-    front = min(se.budget, se.pop_size)
+    front = min(se.budget, se.pop_size or defaults.auto_pop_size(se.budget))
     test = min(fc.test_limit or n_test, n_test)
     val = min(se.val_limit or len(splits.val), len(splits.val))
     final_image = probe_s["final_image_s"]
