@@ -24,7 +24,7 @@ TINY = {
     "supernet": {"epochs": 1, "batch_size": 32, "val_subnets": 0},
     "hardware": {"preset": "mnsim-default", "set": {"crossbar.rows": 128, "crossbar.cols": 128}},
     "search": {"budget": 4, "pop_size": 2, "val_limit": 16, "bn_batches": 1, "final_chips": 1,
-               "batch_size": 16},
+               "batch_size": 16, "final_fidelity": "fast"},
     "select": {"k": 1}, "retrain": {"epochs": 0}, "baselines": {"models": []},
     "final": {"test_limit": 8, "chips": 1},
 }
@@ -74,14 +74,21 @@ def test_validate_ok_and_two_field_error_without_config_dump(tmp_path, capsys):
 
 
 def test_dry_run_writes_nothing(tmp_path, capsys, monkeypatch):
+    import torch
+
     monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the probe's timings are not tested: keep it cheap on a shared machine
     path = _write(tmp_path, TINY)
 
     def tree():
         return sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
 
     before = tree()
-    assert main(["run", str(path), "--dry-run", "--device", "cpu"]) == 0
+    try:
+        assert main(["run", str(path), "--dry-run", "--device", "cpu"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert tree() == before and not (tmp_path / "runs").exists()
     assert "# resolved config" in out and "budget: 4" in out
