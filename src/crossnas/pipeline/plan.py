@@ -76,6 +76,9 @@ def stage_plans(cfg, splits=None, space=None) -> dict[str, str]:
               f"{se.fidelity} fidelity on {se.val_limit or 'all'} validation images x {se.chips} chip(s); "
               f"then the front re-scored ({se.final_fidelity}, {se.final_chips} chips)")
     n_entries = sel.k + len(bc.models)
+    test_images: Any = fc.test_limit or "all"
+    if splits is not None:
+        test_images = min(fc.test_limit or len(splits.test), len(splits.test))
     return {
         "supernet": f"{sup}, one random path per step, {s.schedule} lr {s.lr:g}",
         "search": search,
@@ -83,7 +86,7 @@ def stage_plans(cfg, splits=None, space=None) -> dict[str, str]:
                    "noise-aware)",
         "baselines": (f"{', '.join(bc.models)}: {bc.epochs} epochs each from scratch" if bc.models
                       else "none"),
-        "final": f"up to {n_entries} entries x {fc.test_limit or 'all'} test images x {fc.chips} chips "
+        "final": f"up to {n_entries} entries x {test_images} test images x {fc.chips} chips "
                  f"({fc.fidelity})",
         "report": "report.html and its plots from the run folder",
     }
