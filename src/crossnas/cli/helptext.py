@@ -30,7 +30,8 @@ typical use:
 
 `crossnas COMMAND --help` describes each command. Docs: docs/*.md in the repository."""
 
-DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic:CxHxW:classes:n")
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic:CxHxW:classes:n", "npz:FILE",
+            "folder:DIR", "python:FILE.py:FUNCTION")
 MODELS = ("lenet", "resnet18-cifar", "vgg8")
 
 

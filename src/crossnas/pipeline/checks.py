@@ -14,12 +14,16 @@ from pydantic import BaseModel, ValidationError
 
 from crossnas.errors import ConfigErrors, CrossnasError, error_lines
 
+_WHERE = "config"  # the prefix a check writes for its source; `_lines` puts the file there
+
 
 def _lines(exc: CrossnasError, where: str, field: str) -> list[str]:
     """`where: field: message` for each line of a (possibly multi-problem) error."""
     raw = exc.lines if isinstance(exc, ConfigErrors) else [str(exc)]
     out = []
     for msg in raw:
+        for prefix in (f"{where}: ", f"{_WHERE}: "):  # a check that names the file (or "config") already
+            msg = msg.removeprefix(prefix)
         msg = msg.removeprefix("override: ")  # hardware overrides name their key after this
         named = msg.startswith((f"{field}.", f"{field}:"))
         out.append(f"{where}: {msg if named else f'{field}: {msg}'}")
@@ -27,11 +31,11 @@ def _lines(exc: CrossnasError, where: str, field: str) -> list[str]:
 
 
 def _check_data(section: Any) -> None:
+    """The dataset name and the fields its source needs (`crossnas.data.sources`)."""
     from crossnas.data import list_datasets
+    from crossnas.data.sources import check_data_section
 
-    name = section.name
-    if name not in list_datasets() and not name.startswith("synthetic:"):
-        raise CrossnasError(f"data.name: expected one of {', '.join(list_datasets())}, got {name!r}")
+    check_data_section(section, list_datasets(), _WHERE)
 
 
 def _check_hardware(section: Any) -> list[tuple[str, CrossnasError]]:
