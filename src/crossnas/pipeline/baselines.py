@@ -24,7 +24,7 @@ def uniform_bits(space) -> list[int]:
     return sorted(set(space.wbits) & set(space.abits))
 
 
-def _train(p, name: str, j: int, wb: int, ab: int, *, epochs: int | None, label: str):
+def _train(p, name: str, j: int, wb: int, ab: int, *, epochs: int | None, label: str, progress=None):
     from crossnas.models import get_model
     from crossnas.pipeline.designs import recipe
     from crossnas.pipeline.retrain import train_qat
@@ -37,12 +37,21 @@ def _train(p, name: str, j: int, wb: int, ab: int, *, epochs: int | None, label:
         kwargs = {}  # a user's model gets width_mult only when the config gives it one
     torch.manual_seed(seed)
     model = quantize_model(get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs), wb, ab)
-    info = train_qat(model, s.train, s.val, seed=seed, device=p.device, progress=p.progress, label=label,
+    progress = p.progress if progress is None else progress
+    info = train_qat(model, s.train, s.val, seed=seed, device=p.device, progress=progress, label=label,
                      augment=p.cfg.augment, **recipe(p, p.hardware, baseline=True, epochs=epochs))
     return model, kwargs, info
 
 
-def best_bits(p, name: str, j: int) -> int:
+def baseline_epochs(p) -> int:
+    """Most epochs the baselines stage can train (patience usually stops earlier): a stage task's total."""
+    bc = p.cfg.baselines
+    full = bc.epochs if bc.epochs is not None else p.cfg.retrain.epochs
+    extra = (full + bc.bits_epochs * len(uniform_bits(p.space))) if bc.best_bits else 0
+    return max(1, len(bc.models) * (full + extra))
+
+
+def best_bits(p, name: str, j: int, progress=None) -> int:
     """The uniform bits with the best validation accuracy after the short training (ties: fewer bits)."""
     path = p.run_dir / "baselines" / BITS
     saved = json.loads(path.read_text()) if path.exists() else {}
@@ -51,14 +60,15 @@ def best_bits(p, name: str, j: int) -> int:
     for b in uniform_bits(p.space):
         key = f"w{b}a{b}@{epochs}"
         if key not in runs:
-            _, _, info = _train(p, name, j, b, b, epochs=epochs, label=f"baseline {name} w{b}a{b} (bits)")
+            _, _, info = _train(p, name, j, b, b, epochs=epochs, label=f"baseline {name} w{b}a{b} (bits)",
+                                progress=progress)
             runs[key] = info["val_acc_after"]
             atomic_write(path, json.dumps(saved, indent=1))
     scores = {b: runs[f"w{b}a{b}@{epochs}"] for b in uniform_bits(p.space)}
     return max(scores, key=lambda b: (scores[b], -b))
 
 
-def train_baselines(p) -> None:
+def train_baselines(p, progress=None) -> None:
     from crossnas.design import save_design
     from crossnas.models import model_label
 
@@ -67,13 +77,13 @@ def train_baselines(p) -> None:
         label = model_label(name)
         plans = [(label, hw.quant.weight_bits, hw.quant.act_bits, "baseline")]
         if bc.best_bits and uniform_bits(p.space):
-            b = best_bits(p, name, j)
+            b = best_bits(p, name, j, progress)
             plans.append((f"{label}-w{b}a{b}", b, b, "baseline, best uniform bits on validation"))
         for folder, wb, ab, why in plans:
             bdir = p.run_dir / "baselines" / folder
             if (bdir / "design.json").exists():
                 continue
-            model, kwargs, info = _train(p, name, j, wb, ab, epochs=None, label=f"baseline {folder}")
+            model, kwargs, info = _train(p, name, j, wb, ab, epochs=None, label=folder, progress=progress)
             desc = f"{label} (width x{kwargs.get('width_mult', 1.0):g}) w{wb}a{ab}"
             save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels, num_classes=s.num_classes,
                         input_size=s.input_size, name=folder,

@@ -50,14 +50,16 @@ def start_module(p, network, seed: int, init: str | None = None):
 
 
 def train_network(p, network, hw, *, seed: int, label: str, epochs: int | None = None,
-                  init: str | None = None):
-    """(module, train info) for a design trained with the recipe from its starting weights."""
+                  init: str | None = None, progress=None):
+    """(module, train info) for a design trained with the recipe from its starting weights; `progress`:
+    a stage task to advance (crossnas.progress), else the pipeline's setting."""
     from crossnas.pipeline.retrain import train_qat
 
     init = init or p.cfg.retrain.init
     net = start_module(p, network, seed, init)
     torch.manual_seed(seed)
-    info = train_qat(net, p.splits.train, p.splits.val, seed=seed, device=p.device, progress=p.progress,
+    progress = p.progress if progress is None else progress
+    info = train_qat(net, p.splits.train, p.splits.val, seed=seed, device=p.device, progress=progress,
                      label=label, augment=p.cfg.augment, **recipe(p, hw, epochs=epochs))
     info["init"] = init
     return net, info

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from crossnas.progress import Task, task_for
+
 
 def _weights(module: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -39,11 +41,12 @@ def accuracy(module: nn.Module, loader, device: torch.device) -> float:
 
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,
               momentum: float = 0.9, weight_decay: float = 5e-4, noise_sigma: float = 0.0, seed: int = 0,
-              device: torch.device | str = "cpu", progress: bool = False, label: str = "train",
+              device: torch.device | str = "cpu", progress: bool | Task = False, label: str = "train",
               patience: int | None = None, augment=None) -> dict:
     """Train `module` in place (SGD, cosine schedule over `epochs`); returns val accuracy before/after,
     the epochs run, the per-epoch validation curve and the best epoch (whose weights the module keeps
     when `patience` is set; without it every epoch runs and the last weights are kept).
+    `progress`: a bar of its own (True) or a step of the caller's stage task (`crossnas.progress.Task`).
 
     Reproducible: the shuffling generator and the noise generator are seeded from `seed`. `augment`
     (`crossnas.data.augment.AugmentConfig`) transforms the training batches, never the val batches.
@@ -64,12 +67,11 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     steps = epochs * len(loader)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     weights = _weights(module)
-    bar = _bar(label, epochs) if progress else None
     curve: list[float] = []
     # the starting weights count as epoch 0: inherited supernet weights can be the best there is
     best, best_epoch = before, 0
     best_state = copy.deepcopy(module.state_dict()) if patience is not None else None
-    try:
+    with task_for(progress, label, epochs, "epochs") as bar:
         for epoch in range(1, epochs + 1):
             module.train()
             aug_gen = (epoch_generator(seed, epoch - 1, salt=1) if augment is not None and augment.active
@@ -94,7 +96,8 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
                 opt.step()
                 sched.step()
             if bar is not None:
-                bar.advance()
+                bar.advance(1)
+                bar.line(f"{label} epoch {epoch}/{epochs} loss {loss.item():.4f}")
             if patience is None:
                 continue
             curve.append(accuracy(module, val_loader, device))
@@ -103,9 +106,6 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
                 best_state = copy.deepcopy(module.state_dict())
             elif epoch - best_epoch >= patience:
                 break
-    finally:
-        if bar is not None:
-            bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
@@ -115,19 +115,3 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     return {"epochs": best_epoch if patience is None else len(curve), "noise_sigma": noise_sigma,
             "val_acc_before": before, "val_acc_after": after, "val_curve": curve, "best_epoch": best_epoch,
             "max_epochs": epochs, "patience": patience}
-
-
-class _bar:
-    def __init__(self, label: str, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.p = Progress(TextColumn(f"[bold]{label}[/] epochs"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn())
-        self.t = self.p.add_task(label, total=total)
-        self.p.start()
-
-    def advance(self) -> None:
-        self.p.advance(self.t)
-
-    def close(self) -> None:
-        self.p.stop()

@@ -26,7 +26,11 @@ from crossnas.pipeline.config import (
     resolve_space,
 )
 from crossnas.pipeline.state import STAGES, RunState
+from crossnas.progress import task_for
+from crossnas.search.accuracy import image_counts
 from crossnas.search.store import atomic_write
+
+LOG = "run.log"
 
 
 @dataclass
@@ -54,7 +58,8 @@ def hardware_summary(hw) -> dict:
     return {"crossbar": f"{hw.crossbar.rows}x{hw.crossbar.cols}", "bits_per_cell": hw.device.bits_per_cell,
             "adc_bits": hw.adc.bits, "adc_range": hw.adc.range, "dac_bits": hw.dac.bits,
             "device": hw.device.kind, "variation": hw.device.variation,
-            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
+            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate],
+            "name": hw.name, "preset": hw.name.split("+")[0]}
 
 
 class _Pipeline:
@@ -152,15 +157,15 @@ class _Pipeline:
         # before the stage starts: a floor no design meets stops here, `select` still open to change
         chosen = choose_designs(self, self.result)
         rc = self.cfg.retrain
-        with self.state.stage("retrain"):
+        with self.state.stage("retrain"), task_for(True, "retrain", len(chosen) * rc.epochs, "epochs") as bar:
             for i, (rec, reason) in enumerate(chosen):
                 ddir = self.run_dir / "designs" / f"design-{i + 1}"
                 if (ddir / "design.json").exists():
                     continue
                 arch = self.space.to_arch(np.asarray(rec["genome"], dtype=np.int64))
                 hw = self.hardware.with_overrides(arch.hardware)
-                net, info = train_network(self, arch.network, hw, seed=rc.seed + i,
-                                          label=f"retrain design-{i + 1}")
+                net, info = train_network(self, arch.network, hw, seed=rc.seed + i, label=f"design-{i + 1}",
+                                          progress=bar)
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
@@ -173,11 +178,12 @@ class _Pipeline:
                                      "rerank": rec.get("rerank")})
 
     def stage_baselines(self) -> None:
-        from crossnas.pipeline.baselines import train_baselines
+        from crossnas.pipeline.baselines import baseline_epochs, train_baselines
 
         if not self.state.done("baselines"):
-            with self.state.stage("baselines"):
-                train_baselines(self)
+            with self.state.stage("baselines"), task_for(True, "baselines", baseline_epochs(self),
+                                                         "epochs") as bar:
+                train_baselines(self, bar)
 
     def test_subset(self) -> tuple[Subset, dict]:
         fc, test = self.cfg.final, self.splits.test
@@ -199,15 +205,17 @@ class _Pipeline:
         from crossnas.pipeline.designs import picked_design
 
         fc = self.cfg.final
-        with self.state.stage("final"):
+        plan = final_plan(self.run_dir, self.cfg.baselines.models)
+        with self.state.stage("final"), task_for(True, "final", len(plan), "designs") as bar:
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
             calib = [b for _, b in zip(range(fc.calib_batches), self.train_loader(fc.seed, fc.batch_size))]
             entries = []
-            for name, d, chip in final_plan(self.run_dir, self.cfg.baselines.models):
+            for name, d, chip in plan:
                 cache = self.run_dir / "final" / f"{name}.json"
                 if cache.exists():
                     entries.append(json.loads(cache.read_text()))
+                    bar.advance(1)
                     continue
                 t0 = time.perf_counter()
                 design = load_design(d, code=self.cfg.baselines.models)
@@ -226,10 +234,14 @@ class _Pipeline:
                          "test": {"accuracy_digital": float(pim.accuracy_digital),
                                   "accuracy_pim": float(pim.accuracy_pim),
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
-                                  "per_chip": [float(a) for a in pim.per_chip]},
+                                  "per_chip": [float(a) for a in pim.per_chip],
+                                  **image_counts(pim, info["n"])},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
                 atomic_write(cache, json.dumps(entry, indent=1, default=float))
                 entries.append(entry)
+                bar.advance(1)
+                bar.line(f"{name}: PIM {pim.accuracy_pim:.4f} +- {pim.accuracy_pim_std:.4f}, digital "
+                         f"{pim.accuracy_digital:.4f}, EDP {cost.totals['edp_js']:.3g} J*s")
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
                      "dataset": self.cfg.data.name, "entries": entries, "picked": picked_design(entries)}
             atomic_write(path, json.dumps(final, indent=1, default=float))
@@ -246,16 +258,26 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None, threads: str | int | None = None) -> RunResult:
-    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption)."""
+                 backend=None, log_format: str = "auto", threads: str | int | None = None) -> RunResult:
+    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption).
+
+    Progress (`crossnas.progress`): `log_format` auto (rich bars on a terminal, else plain lines), rich or
+    plain; `progress=False` prints none. Headers and unit lines also go to `out_dir/run.log`.
+    """
+    from crossnas.pipeline.progress_log import announce, stage_header
+    from crossnas.progress import Reporter, use
+
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
-    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend,
+    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=True, backend=backend,
                   threads=threads)
-    for name in STAGES:
-        getattr(p, f"stage_{name}")()
-        if name == stop_after:
-            break
+    with use(Reporter(log_format if progress else "off", log_path=Path(out_dir) / LOG)) as rep:
+        announce(rep, p)
+        for name in STAGES:
+            stage_header(rep, p, name)
+            getattr(p, f"stage_{name}")()
+            if name == stop_after:
+                break
     return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
                      stages=p.state.data["stages"])
