@@ -63,6 +63,7 @@ class MinAccuracy(_Strict):
     value: float = 0.0
     """Absolute accuracy, or, with relative_to, added to that baseline's validation accuracy."""
     relative_to: Literal["vgg8", "lenet"] | None = None
+    """None: `value` is the floor; a baseline: the floor is its best validation accuracy plus `value`."""
 
 
 class SelectSection(_Strict):
@@ -79,6 +80,7 @@ class SelectSection(_Strict):
     rerank: int = Field(0, ge=0)
     """Candidates (the rule's first ones on the front) re-scored by a short standalone training."""
     rerank_epochs: int = Field(2, ge=1)
+    """Epochs of each re-ranking training (fine-tuned from the supernet's weights)."""
 
 
 class RetrainSection(_Strict):
@@ -116,6 +118,7 @@ class BaselinesSection(_Strict):
     """Also train each baseline at the uniform w/a bits (among the space's bit choices) best on
     validation after `bits_epochs` epochs, and score it on every design's chip."""
     bits_epochs: int = Field(2, ge=1)
+    """Epochs of each short training that chooses a baseline's best uniform bits."""
 
 
 class FinalSection(_Strict):

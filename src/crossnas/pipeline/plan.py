@@ -75,7 +75,8 @@ def stage_plans(cfg, splits=None, space=None) -> dict[str, str]:
     search = (f"{se.strategy} ({se.mode}), {se.budget} evaluations{cands}, population {pop}, "
               f"{se.fidelity} fidelity on {se.val_limit or 'all'} validation images x {se.chips} chip(s); "
               f"then the front re-scored ({se.final_fidelity}, {se.final_chips} chips)")
-    n_entries = sel.k + len(bc.models)
+    # designs, baselines at default (and best) bits, best-bits baselines on every design's chip
+    n_entries = sel.k + len(bc.models) * (2 + sel.k if bc.best_bits else 1)
     test_images: Any = fc.test_limit or "all"
     if splits is not None:
         test_images = min(fc.test_limit or len(splits.test), len(splits.test))
@@ -157,12 +158,14 @@ def estimate(cfg, splits, probe_s: dict[str, float]) -> dict[str, float]:
         # per epoch: the training steps, then val_subnets forward passes over the validation split
         # (a forward pass costs about a third of a training step)
         "supernet": s.epochs * (math.ceil(n_train / s.batch_size) * probe_s["step_s"]
+                                * (1 if s.sampling == "uniform" else 2 + s.sandwich_random)
                                 + s.val_subnets * len(splits.val) * per_image / 3),
         "search": se.budget * probe_s["eval_s"] + front * se.final_chips * val * final_image,
         "retrain": sel.k * rc.epochs * n_train * per_image,
         "baselines": (len(bc.models) * (bc.epochs or rc.epochs) * (2 if bc.best_bits else 1) * n_train
                       * per_image),
-        "final": (sel.k + len(bc.models)) * fc.chips * test * final_image,
+        "final": ((sel.k + len(bc.models) * (2 + sel.k if bc.best_bits else 1)) * fc.chips * test
+                  * final_image),
         "report": 2.0,
     }
 

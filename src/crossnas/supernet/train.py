@@ -54,6 +54,7 @@ class SupernetTrainConfig(BaseModel):
     Uniform is the default: on digits (benchmarks/ranking.py) the sandwich ranked no better, at equal
     steps or at equal forward-backward passes, for 2 + sandwich_random times the work per step."""
     sandwich_random: int = Field(2, ge=0)
+    """Sandwich only: sampled paths per step besides the largest and the smallest."""
     distill: bool = True
     """Sandwich only: every path but the largest learns the largest path's soft predictions (in-place
     distillation, KL to its detached softmax) instead of the labels."""
