@@ -95,7 +95,7 @@ def speed(rounds: int) -> dict:
             tf, tp = paired(lambda: model(x), lambda pm=pm: pm(x), rounds)
             eff[rows] = {"t_float_s": tf, "t_pim_s": tp, "ratio": tp / tf, "chunks_x_slices": cs,
                          "efficiency": tp / tf / cs,
-                         "lossy_layers": [n for n, m in pim_layers(pm) if m._route() == "sliced"]}
+                         "lossy_layers": [n for n, m in pim_layers(pm) if m._route().value == "sliced"]}
         out["chunks"], out["slices"] = lay.C, lay.S
         out["t_float_s"], out["t_pim_s"] = eff[256]["t_float_s"], eff[256]["t_pim_s"]
         out["efficiency"] = eff[256]["efficiency"]
