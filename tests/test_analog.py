@@ -24,9 +24,9 @@ def lossless(**kw):
     return hw(**base)
 
 
-def _pair(layer, h, signed=False, wb=6, ab=5, rng=2.0):
+def _pair(layer, h, signed=False, wb=6, ab=5, rng=2.0, kernel=None):
     cls = PIMLinear if isinstance(layer, nn.Linear) else PIMConv2d
-    return cls(layer.double(), "l", h, wb, ab, signed, rng, seed=1)
+    return cls(layer.double(), "l", h, wb, ab, signed, rng, seed=1, kernel=kernel)
 
 
 def _digital(p, x):
@@ -141,7 +141,8 @@ CONVS = [
                                         ("offset", "analog")])
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("block", [1, 100, 2**18])
-def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, monkeypatch):
+@pytest.mark.parametrize("kernel", ["int8", "float32"])
+def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, kernel, monkeypatch):
     """The conv path (chunk planes im2col'd per memory block) equals the loop reference on unfold."""
     import crossnas.analog.kernels as kernels
 
@@ -149,7 +150,8 @@ def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, mo
     torch.manual_seed(3)
     h = lossless(**{"adc.bits": 4, "crossbar.rows": 11, "dac.bits": 2, "crossbar.signed": scheme,
                     "crossbar.differential_subtract": sub, "crossbar.row_packing": "im2col"})
-    p = _pair(mk(), h, signed=signed)
+    p = _pair(mk(), h, signed=signed, kernel=kernel)
+    assert (p.w_tiles[0].dtype == torch.int8) == (kernel == "int8")
     x = torch.randn(3, p.layer.in_channels, 9, 7, dtype=torch.float64)
     x = x if signed else x.abs()
     lay = p.layer
@@ -175,14 +177,16 @@ F32, F64, I8 = torch.float32, torch.float64, torch.int8
     ({"adc.bits": 16, "crossbar.rows": 11000}, {"wb": 8, "ab": 10}, (I8, F32, F64)),  # code sums >= 2^24
 ])
 @pytest.mark.parametrize("signed", [False, True])
-def test_lossy_precision_paths_match_reference(over, kw, dtypes, signed):
+@pytest.mark.parametrize("kernel", ["int8", "float32"])
+def test_lossy_precision_paths_match_reference(over, kw, dtypes, signed, kernel):
     torch.manual_seed(4)
     h = lossless(**{"adc.bits": 6, "quant.weight_bits": 9, **over})
     K = min(over["crossbar.rows"] + 37, 11050)
-    p = PIMLinear(nn.Linear(K, 3).double(), "l", h, kw["wb"], kw["ab"], signed, 2.0, seed=1)
+    p = PIMLinear(nn.Linear(K, 3).double(), "l", h, kw["wb"], kw["ab"], signed, 2.0, seed=1, kernel=kernel)
     x = torch.randn(4, K, dtype=torch.float64)
     xq = p.quant_input(x if signed else x.abs())
-    assert (p.w_tiles[0].dtype, p._adc_dtype(), p._sum_dtype(p._adc_step()[1])) == dtypes
+    want = tuple(F32 if (d is I8 and kernel == "float32") else d for d in dtypes)
+    assert (p.w_tiles[0].dtype, p._adc_dtype(), p._sum_dtype(p._adc_step()[1])) == want
     got = p._int_matmul(xq)
     assert torch.equal(got, _reference(p, xq))
     assert not torch.equal(got, xq @ p.wq.t())

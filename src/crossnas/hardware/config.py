@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crossnas.errors import ConfigError, CrossnasError, validated
 from crossnas.yamlio import read_yaml_mapping
@@ -61,14 +61,15 @@ class DeviceConfig(_Strict):
     effects_off: list[str] = Field(default_factory=list)
     """Device effects switched off by name whatever their settings (ablations), e.g. [ir_drop]."""
 
-    @model_validator(mode="after")
-    def _check_effect_names(self):
+    @field_validator("effects_off")
+    @classmethod
+    def _check_effect_names(cls, v):
         from crossnas.analog.names import EFFECTS
 
-        bad = [n for n in self.effects_off if n not in EFFECTS]
+        bad = [n for n in v if n not in EFFECTS]
         if bad:
             raise ValueError(f"unknown effect {bad[0]!r}; registered: {', '.join(EFFECTS)}")
-        return self
+        return v
 
     @property
     def on_off_ratio(self) -> float:
