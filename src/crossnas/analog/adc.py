@@ -71,3 +71,33 @@ def rounding_variance(step: torch.Tensor, chunk_w: torch.Tensor, col_w: torch.Te
     coef2 = (chunk_w**2).sum() * (col_w**2).sum()
     per = step**2 / 12.0 if analog_sums else step**2 / 12.0 * (step > 1.0)
     return per.sum() * coef2
+
+
+def read_terms(v: torch.Tensor, step: float, reads, seed: int) -> tuple[float, float, float]:
+    """Calibrated fast-fidelity terms of one tile from its recorded |partial sums| v (float64), through the
+    ADC (rounding to `step`), by Monte Carlo on the samples:
+    - read-noise variance added to the converted value, (E[(round(u + n) - u)^2] - E[(round(u) - u)^2])
+      step^2 (the rounding error alone is rounding_variance's);
+    - offset gain: mean code change per LSB of offset, (E[round(u + d)] - E[round(u - d)]) / 2d at d = sigma;
+    - INL gain: the same with the bow, d = sigma * bow(u)."""
+    if v.numel() == 0:
+        return 0.0, 1.0, 1.0
+    u = v / step
+    r0 = torch.round(u)
+    var = 0.0
+    if reads.noisy:
+        g = torch.Generator().manual_seed(int(seed) % (2**62))
+        sig = ((reads.noise_rel * v) ** 2 + reads.noise_floor**2).sqrt() / step
+        noisy = torch.round(u + sig * torch.randn(u.shape, generator=g, dtype=u.dtype))
+        var = max(float((noisy - u).square().mean() - (r0 - u).square().mean()), 0.0) * step**2
+
+    def gain(d: torch.Tensor, sigma: float) -> float:
+        if sigma <= 0:
+            return 1.0
+        return float((torch.round(u + sigma * d) - torch.round(u - sigma * d)).mean()) / (2 * sigma)
+
+    off = gain(torch.ones_like(u), float(reads.adc_offset.abs().square().mean().sqrt())
+               if reads.adc_offset is not None else 0.0)
+    inl = gain(reads.bow(u.clone()), float(reads.adc_inl.abs().square().mean().sqrt())
+               if reads.adc_inl is not None else 0.0)
+    return var, off, inl

@@ -27,10 +27,10 @@ class MatrixCore(nn.Module):
         self.device_effects = bool(self.cell_effects or self.read_effects)
         self.calibrated = hw.adc.range == "calibrated"
         self.register_buffer("_levels_ideal", plan.weight_levels(wq), persistent=False)  # (A, S, O, K)
-        # calibrated statistics for the fast fidelity: per tile E[ps^2], E[bow], Var[bow]
-        self.register_buffer("ps2", torch.zeros(plan.T, dtype=torch.float64), persistent=False)
-        self.register_buffer("bow_mean", torch.zeros(plan.T, dtype=torch.float64), persistent=False)
-        self.register_buffer("bow_var", torch.zeros(plan.T, dtype=torch.float64), persistent=False)
+        # calibrated fast-fidelity terms per tile: read-noise variance after the ADC (ps units^2), and the
+        # gain from an ADC offset / INL amplitude (LSB) to the mean change of the codes
+        for k in ("read_var", "offset_gain", "inl_gain"):
+            self.register_buffer(k, torch.zeros(plan.T, dtype=torch.float64), persistent=False)
         self.recorder: adc.RangeRecorder | None = None
         self.set_chip(seed)
 
@@ -46,6 +46,8 @@ class MatrixCore(nn.Module):
         for e in self.read_effects:
             lv = e.levels(lv, p, self.hw)
         self.reads = effects.chip_reads(p, self.hw, seed, self.read_effects) if self.read_effects else None
+        if self.reads is not None:
+            self.reads.to(lv.device)
         sgn, sw = p.array_signs().to(lv.device), p.slice_weights().to(lv.device)
         w_eff = torch.einsum("asok,a,s->ok", lv, sgn, sw)
         # fast fidelity: one float32 matmul with the effective weights, the offset folded in
@@ -64,10 +66,7 @@ class MatrixCore(nn.Module):
         out = super()._apply(fn, recurse)
         self.tiles = [fn(t) for t in self.tiles]
         if self.reads is not None:
-            for k in ("adc_offset", "adc_inl"):
-                v = getattr(self.reads, k)
-                if v is not None:
-                    setattr(self.reads, k, fn(v))
+            self.reads.to(self.fs_full.device)
         return out
 
     def next_batch(self, device) -> None:
@@ -101,46 +100,38 @@ class MatrixCore(nn.Module):
         if rec is None or rec.empty:
             return
         for t in range(self.plan.T):
-            v = rec.tile(t)
             if self.calibrated:
-                own = adc.percentile_range(v, percentile)
+                own = adc.percentile_range(rec.tile(t), percentile)
                 self.fs_cal[t] = layer_range if layer_range is not None else own
-            if v.numel():
-                self.ps2[t] = float(v.double().square().mean())
-        step = self.step()
-        if self.reads is not None and self.reads.adc_inl is not None:
+        if self.reads is not None:
+            step = self.step()
             for t in range(self.plan.T):
-                b = self.reads.bow(rec.tile(t).double() / float(step[t]))
-                self.bow_mean[t], self.bow_var[t] = float(b.mean()), float(b.var()) if b.numel() > 1 else 0.0
+                terms = adc.read_terms(rec.tile(t).double(), float(step[t]), self.reads, seed=self.layer_seed)
+                self.read_var[t], self.offset_gain[t], self.inl_gain[t] = terms
 
     # ---- fast
     def fast_error(self, y: torch.Tensor, lossless: bool) -> torch.Tensor:
-        """fast fidelity: each conversion's error as Gaussian noise (ADC rounding step^2/12, read noise from
-        the calibrated E[ps^2], INL spread) plus the deterministic ADC offset and mean INL per output column;
-        IR drop is exact already (in the effective weights). y: (N, O, ...), outputs on dim 1."""
+        """fast fidelity: each conversion's error as Gaussian noise (ADC rounding step^2/12, read noise as
+        calibrated through the ADC) plus the per-column bias of the ADC offsets and INL, scaled by their
+        calibrated gains (a sub-LSB offset on integer partial sums changes no code). IR drop and the cell
+        effects are exact already (in the effective weights). y: (N, O, ...), outputs on dim 1."""
         if lossless:
             return y
         step = self.step()
         p = self.plan
-        var = adc.rounding_variance(step, self.chunk_w, self.col_w, analog_sums=bool(self.read_effects))
-        coef2 = (self.chunk_w**2).sum() * (self.col_w**2).sum()
+        var = adc.rounding_variance(step, self.chunk_w, self.col_w, analog_sums=False)
         bias = None
         r = self.reads
         if r is not None:
             if r.noisy:
-                var = var + (coef2 * (r.noise_rel**2 * self.ps2 + r.noise_floor**2)).sum()
-            csum = self.chunk_w.sum()
-            lsb = step.reshape(-1, 1)  # (T, 1)
+                var = var + (self.chunk_w**2).sum() * (self.col_w**2).sum() * self.read_var.sum()
             shift = torch.zeros(p.T, p.AC * p.S * p.O, dtype=torch.float64, device=step.device)
             if r.adc_offset is not None:
-                shift = shift + r.adc_offset
+                shift = shift + r.adc_offset * self.offset_gain.reshape(-1, 1)
             if r.adc_inl is not None:
-                shift = shift + r.adc_inl * self.bow_mean.reshape(-1, 1)
-                inl2 = (r.adc_inl**2).reshape(p.T, p.AC * p.S, p.O)
-                var_o = (self.col_w**2).reshape(1, -1, 1) * inl2 * (self.bow_var * step**2).reshape(-1, 1, 1)
-                var = var + (self.chunk_w**2).sum() * var_o.sum((0, 1)).mean()
-            per = (shift * lsb).reshape(p.T, p.AC * p.S, p.O)
-            bias = (per * self.col_w.reshape(1, -1, 1)).sum((0, 1)) * csum  # (O,)
+                shift = shift + r.adc_inl * self.inl_gain.reshape(-1, 1)
+            per = (shift * step.reshape(-1, 1)).reshape(p.T, p.AC * p.S, p.O)
+            bias = (per * self.col_w.reshape(1, -1, 1)).sum((0, 1)) * self.chunk_w.sum()  # (O,)
         if float(var) <= 0 and bias is None:
             return y
         g = torch.Generator(device=y.device)

@@ -120,6 +120,12 @@ class ChipReads:
     signed: bool = False
     gen: torch.Generator | None = None  # per (chip seed, layer, batch index): set by the layer per forward
 
+    def to(self, device) -> ChipReads:
+        for k in ("adc_offset", "adc_inl"):
+            if getattr(self, k) is not None:
+                setattr(self, k, getattr(self, k).to(device))
+        return self
+
     @property
     def noisy(self) -> bool:
         return self.noise_rel > 0 or self.noise_floor > 0
