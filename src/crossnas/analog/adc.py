@@ -13,6 +13,8 @@ import torch
 
 CAL_ROWS = 4096  # output rows per layer and calibration batch whose partial sums are recorded
 CAL_SAMPLES = 200_000  # partial sums kept per recorded tensor (a fixed random subset)
+GROUP_SAMPLES = 2_000  # per (tile, array-slice, chunk) and recorded tensor, for the fast-fidelity terms
+SHIFT_SAMPLES = 256  # of those, kept per chip redraw for the ADC offset/INL shift of each column
 
 _SAMPLE_INDEX: dict[int, torch.Tensor] = {}
 
@@ -36,19 +38,33 @@ def adc_step(fs_full: torch.Tensor, fs_cal: torch.Tensor, qmax: int, calibrated:
 
 
 class RangeRecorder:
-    """|partial sums| recorded per row tile during calibration."""
+    """|partial sums| recorded per row tile during calibration; with `groups=(AS, C)` also a fixed subset
+    of the signed partial sums per (tile, converted array-slice, input chunk), for the read-effect terms."""
 
-    def __init__(self, T: int):
+    def __init__(self, T: int, groups: tuple[int, int] | None = None):
         self.samples: list[list[torch.Tensor]] = [[] for _ in range(T)]
+        self.groups = groups
+        self.grouped: list[list[torch.Tensor]] = [[] for _ in range(T)]
 
     def record(self, t: int, ps: torch.Tensor) -> None:
         v = ps.reshape(-1)
         if v.numel() > CAL_SAMPLES:
             v = v[_sample_index(v.numel()).to(v.device)]
         self.samples[t].append(v.abs().float().cpu())
+        if self.groups is not None:
+            AS, C = self.groups
+            g = ps.reshape(AS, -1, C).transpose(1, 2)  # (AS, C, columns x positions)
+            n = g.shape[-1]
+            if n > GROUP_SAMPLES:
+                g = g[..., _sample_index(n)[:GROUP_SAMPLES].to(g.device)]
+            self.grouped[t].append(g.float().cpu())
 
     def tile(self, t: int) -> torch.Tensor:
         return torch.cat(self.samples[t])[:2_000_000] if self.samples[t] else torch.zeros(0)
+
+    def tile_groups(self, t: int) -> torch.Tensor:
+        """(AS, C, n) signed partial sums of tile t."""
+        return torch.cat(self.grouped[t], -1) if self.grouped[t] else torch.zeros(0)
 
     @property
     def empty(self) -> bool:
@@ -73,31 +89,34 @@ def rounding_variance(step: torch.Tensor, chunk_w: torch.Tensor, col_w: torch.Te
     return per.sum() * coef2
 
 
-def read_terms(v: torch.Tensor, step: float, reads, seed: int) -> tuple[float, float, float]:
-    """Calibrated fast-fidelity terms of one tile from its recorded |partial sums| v (float64), through the
-    ADC (rounding to `step`), by Monte Carlo on the samples:
-    - read-noise variance added to the converted value, (E[(round(u + n) - u)^2] - E[(round(u) - u)^2])
-      step^2 (the rounding error alone is rounding_variance's);
-    - offset gain: mean code change per LSB of offset, (E[round(u + d)] - E[round(u - d)]) / 2d at d = sigma;
-    - INL gain: the same with the bow, d = sigma * bow(u)."""
-    if v.numel() == 0:
-        return 0.0, 1.0, 1.0
-    u = v / step
-    r0 = torch.round(u)
-    var = 0.0
-    if reads.noisy:
+def conversion_terms(v: torch.Tensor, step: float, plan, reads, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Calibrated conversion error of one tile from its signed partial sums v (AS, C, n), per (array-slice,
+    chunk), in ps units^2: the rounding and clipping error E[(clip(round(u)) - u)^2] step^2 (zero for
+    integer sums at step 1, small for sparse chunks: the dead zone that step^2/12 misses), and what read
+    noise adds by Monte Carlo, (E[(clip(round(u + n)) - u)^2] - E[(clip(round(u)) - u)^2]) step^2."""
+    lo = -plan.qmax if plan.adc_signed else 0
+    u = v.double() / step
+    q0 = torch.round(u).clamp_(lo, plan.qmax)
+    e0 = (q0 - u).square().mean(-1)
+    var = torch.zeros_like(e0)
+    if reads is not None and reads.noisy:
         g = torch.Generator().manual_seed(int(seed) % (2**62))
-        sig = ((reads.noise_rel * v) ** 2 + reads.noise_floor**2).sqrt() / step
-        noisy = torch.round(u + sig * torch.randn(u.shape, generator=g, dtype=u.dtype))
-        var = max(float((noisy - u).square().mean() - (r0 - u).square().mean()), 0.0) * step**2
+        sig = ((reads.noise_rel * v.double()) ** 2 + reads.noise_floor**2).sqrt() / step
+        q1 = torch.round(u + sig * torch.randn(u.shape, generator=g, dtype=u.dtype)).clamp_(lo, plan.qmax)
+        var = ((q1 - u).square().mean(-1) - e0).clamp_min(0.0) * step**2
+    return e0 * step**2, var
 
-    def gain(d: torch.Tensor, sigma: float) -> float:
-        if sigma <= 0:
-            return 1.0
-        return float((torch.round(u + sigma * d) - torch.round(u - sigma * d)).mean()) / (2 * sigma)
 
-    off = gain(torch.ones_like(u), float(reads.adc_offset.abs().square().mean().sqrt())
-               if reads.adc_offset is not None else 0.0)
-    inl = gain(reads.bow(u.clone()), float(reads.adc_inl.abs().square().mean().sqrt())
-               if reads.adc_inl is not None else 0.0)
-    return var, off, inl
+def code_shift(v: torch.Tensor, step: float, plan, reads, t: int) -> torch.Tensor:
+    """Mean code change (AS, C, O) of tile t's conversions by each column's ADC offset and INL, on its
+    calibration partial sums v (AS, C, n): E[clip(round(u + off + inl bow(u))) - clip(round(u))]."""
+    lo = -plan.qmax if plan.adc_signed else 0
+    u = (v.double() / step).unsqueeze(2)  # (AS, C, 1, n)
+    AS = u.shape[0]
+    d = torch.zeros_like(u)
+    if reads.adc_offset is not None:
+        d = d + reads.adc_offset[t].cpu().reshape(AS, 1, -1, 1)
+    if reads.adc_inl is not None:
+        d = d + reads.adc_inl[t].cpu().reshape(AS, 1, -1, 1) * reads.bow(u.clone())
+    q0 = torch.round(u).clamp_(lo, plan.qmax)
+    return (torch.round(u + d).clamp_(lo, plan.qmax) - q0).mean(-1)

@@ -27,11 +27,15 @@ class MatrixCore(nn.Module):
         self.device_effects = bool(self.cell_effects or self.read_effects)
         self.calibrated = hw.adc.range == "calibrated"
         self.register_buffer("_levels_ideal", plan.weight_levels(wq), persistent=False)  # (A, S, O, K)
-        # calibrated fast-fidelity terms per tile: read-noise variance after the ADC (ps units^2), and the
-        # gain from an ADC offset / INL amplitude (LSB) to the mean change of the codes
-        for k in ("read_var", "offset_gain", "inl_gain"):
-            self.register_buffer(k, torch.zeros(plan.T, dtype=torch.float64), persistent=False)
+        # calibrated fast-fidelity terms per (tile, converted array-slice, chunk): the conversion error
+        # variance of rounding and clipping, and the one read noise adds (ps units^2)
+        for k in ("round_var", "read_var"):  # (T, AC*S, C)
+            self.register_buffer(k, torch.zeros(plan.T, plan.AC * plan.S, plan.C, dtype=torch.float64),
+                                 persistent=False)
+        self.cal_groups: list[torch.Tensor] = []  # per tile (AC*S, C, n) calibration partial sums
+        self.adc_shift: torch.Tensor | None = None  # (T, AC*S, C, O) mean code change by ADC offset + INL
         self.recorder: adc.RangeRecorder | None = None
+        self.fast_terms = True  # the layer turns this off for exact fidelity (no per-chip ADC shift)
         self.set_chip(seed)
 
     # ---- chip
@@ -48,6 +52,8 @@ class MatrixCore(nn.Module):
         self.reads = effects.chip_reads(p, self.hw, seed, self.read_effects) if self.read_effects else None
         if self.reads is not None:
             self.reads.to(lv.device)
+            if getattr(self, "cal_groups", None):
+                self._update_adc_shift()
         sgn, sw = p.array_signs().to(lv.device), p.slice_weights().to(lv.device)
         w_eff = torch.einsum("asok,a,s->ok", lv, sgn, sw)
         # fast fidelity: one float32 matmul with the effective weights, the offset folded in
@@ -88,7 +94,8 @@ class MatrixCore(nn.Module):
     # ---- exact
     def run(self, blocks, M: int, xsum: torch.Tensor | None, calibrate: bool = False) -> torch.Tensor | None:
         if calibrate and self.recorder is None:
-            self.recorder = adc.RangeRecorder(self.plan.T)
+            p = self.plan
+            self.recorder = adc.RangeRecorder(p.T, (p.AC * p.S, p.C))
         return kernels.run_blocks(self.plan, self.tiles, self.step(), blocks, M, xsum,
                                   effects=self.device_effects, reads=self.reads,
                                   record=self.recorder if calibrate else None)
@@ -103,35 +110,47 @@ class MatrixCore(nn.Module):
             if self.calibrated:
                 own = adc.percentile_range(rec.tile(t), percentile)
                 self.fs_cal[t] = layer_range if layer_range is not None else own
-        if self.reads is not None:
-            step = self.step()
-            for t in range(self.plan.T):
-                terms = adc.read_terms(rec.tile(t).double(), float(step[t]), self.reads, seed=self.layer_seed)
-                self.read_var[t], self.offset_gain[t], self.inl_gain[t] = terms
+        step = self.step()
+        self.cal_groups = [rec.tile_groups(t) for t in range(self.plan.T)]
+        if not all(v.numel() for v in self.cal_groups):
+            self.cal_groups = []
+            return
+        for t, v in enumerate(self.cal_groups):
+            self.round_var[t], self.read_var[t] = adc.conversion_terms(v, float(step[t]), self.plan, self.reads,
+                                                                     seed=self.layer_seed)
+        self.cal_groups = [v[..., : adc.SHIFT_SAMPLES].contiguous() for v in self.cal_groups]
+        self._update_adc_shift()
+
+    def _update_adc_shift(self) -> None:
+        """This chip's mean code change of every (tile, array-slice, chunk, column) by its ADC's offset and
+        INL, on the calibration partial sums (exact through the rounding: a sub-LSB offset on integer sums
+        changes no code)."""
+        r = self.reads
+        self.adc_shift = None
+        if (r is None or not self.cal_groups or not self.fast_terms
+                or (r.adc_offset is None and r.adc_inl is None)):
+            return
+        step = self.step()
+        self.adc_shift = torch.stack([adc.code_shift(v, float(step[t]), self.plan, r, t)
+                                      for t, v in enumerate(self.cal_groups)]).to(step.device)
 
     # ---- fast
     def fast_error(self, y: torch.Tensor, lossless: bool) -> torch.Tensor:
-        """fast fidelity: each conversion's error as Gaussian noise (ADC rounding step^2/12, read noise as
-        calibrated through the ADC) plus the per-column bias of the ADC offsets and INL, scaled by their
-        calibrated gains (a sub-LSB offset on integer partial sums changes no code). IR drop and the cell
-        effects are exact already (in the effective weights). y: (N, O, ...), outputs on dim 1."""
+        """fast fidelity: each conversion's error as Gaussian noise (rounding and clipping as calibrated on
+        the tile's partial sums, else step^2/12; read noise as calibrated through the ADC) plus the
+        per-column bias of this chip's ADC offsets and INL. IR drop and the cell effects are exact already
+        (in the effective weights). y: (N, O, ...), outputs on dim 1."""
         if lossless:
             return y
         step = self.step()
-        p = self.plan
-        var = adc.rounding_variance(step, self.chunk_w, self.col_w, analog_sums=False)
+        cw, colw = self.chunk_w, self.col_w
+        if self.cal_groups:  # per conversion, weighted by its shift-and-add coefficient squared
+            var = torch.einsum("tac,a,c->", self.round_var + self.read_var, colw**2, cw**2)
+        else:
+            var = adc.rounding_variance(step, cw, colw, analog_sums=False)
         bias = None
-        r = self.reads
-        if r is not None:
-            if r.noisy:
-                var = var + (self.chunk_w**2).sum() * (self.col_w**2).sum() * self.read_var.sum()
-            shift = torch.zeros(p.T, p.AC * p.S * p.O, dtype=torch.float64, device=step.device)
-            if r.adc_offset is not None:
-                shift = shift + r.adc_offset * self.offset_gain.reshape(-1, 1)
-            if r.adc_inl is not None:
-                shift = shift + r.adc_inl * self.inl_gain.reshape(-1, 1)
-            per = (shift * step.reshape(-1, 1)).reshape(p.T, p.AC * p.S, p.O)
-            bias = (per * self.col_w.reshape(1, -1, 1)).sum((0, 1)) * self.chunk_w.sum()  # (O,)
+        if self.adc_shift is not None:  # codes x step x shift-and-add weights, summed per column
+            bias = torch.einsum("taco,t,a,c->o", self.adc_shift, step, colw, cw)
         if float(var) <= 0 and bias is None:
             return y
         g = torch.Generator(device=y.device)

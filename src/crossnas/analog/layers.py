@@ -43,6 +43,8 @@ class _PIMBase(nn.Module):
         plan = make_plan(name, hw, wb, ab, signed, O, wq.shape[1], kernel_area)
         self.cores = nn.ModuleList(MatrixCore(plan, wq[g * O:(g + 1) * O], hw, self._group_seed(seed, g),
                                               kernel) for g in range(groups))
+        for c in self.cores:
+            c.fast_terms = fidelity == "fast"
         self.mode = "analog"  # analog | digital | calibrate
         self.force_sliced = False
 
