@@ -89,7 +89,8 @@ def rounding_variance(step: torch.Tensor, chunk_w: torch.Tensor, col_w: torch.Te
     return per.sum() * coef2
 
 
-def conversion_terms(v: torch.Tensor, step: float, plan, reads, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def conversion_terms(v: torch.Tensor, step: float, plan, reads, seed: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Calibrated conversion error of one tile from its signed partial sums v (AS, C, n), per (array-slice,
     chunk), in ps units^2: the rounding and clipping error E[(clip(round(u)) - u)^2] step^2 (zero for
     integer sums at step 1, small for sparse chunks: the dead zone that step^2/12 misses), and what read

@@ -116,8 +116,8 @@ class MatrixCore(nn.Module):
             self.cal_groups = []
             return
         for t, v in enumerate(self.cal_groups):
-            self.round_var[t], self.read_var[t] = adc.conversion_terms(v, float(step[t]), self.plan, self.reads,
-                                                                     seed=self.layer_seed)
+            terms = adc.conversion_terms(v, float(step[t]), self.plan, self.reads, seed=self.layer_seed)
+            self.round_var[t], self.read_var[t] = terms
         self.cal_groups = [v[..., : adc.SHIFT_SAMPLES].contiguous() for v in self.cal_groups]
         self._update_adc_shift()
 
