@@ -136,17 +136,19 @@ class MatrixCore(nn.Module):
 
     # ---- fast
     def fast_error(self, y: torch.Tensor, lossless: bool) -> torch.Tensor:
-        """fast fidelity: each conversion's error as Gaussian noise (rounding and clipping as calibrated on
-        the tile's partial sums, else step^2/12; read noise as calibrated through the ADC) plus the
-        per-column bias of this chip's ADC offsets and INL. IR drop and the cell effects are exact already
+        """fast fidelity: each conversion's error as Gaussian noise (with read effects: rounding, clipping
+        and read noise as measured on the calibration sums; else step^2/12) plus the per-column bias of
+        this chip's ADC offsets and INL. IR drop and the cell effects are exact already
         (in the effective weights). y: (N, O, ...), outputs on dim 1."""
         if lossless:
             return y
         step = self.step()
         cw, colw = self.chunk_w, self.col_w
-        if self.cal_groups:  # per conversion, weighted by its shift-and-add coefficient squared
+        if self.cal_groups and self.reads is not None:
+            # read effects dither the sums: the measured error variance per conversion, weighted by its
+            # shift-and-add coefficient squared (rounding and clipping, plus read noise through the ADC)
             var = torch.einsum("tac,a,c->", self.round_var + self.read_var, colw**2, cw**2)
-        else:
+        else:  # integer sums: the dead-zone error is systematic, not noise; the uniform rule ranks better
             var = adc.rounding_variance(step, cw, colw, analog_sums=False)
         bias = None
         if self.adc_shift is not None:  # codes x step x shift-and-add weights, summed per column
