@@ -33,11 +33,15 @@ def accuracy(module: nn.Module, loader, device: torch.device) -> float:
 
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,
               momentum: float = 0.9, weight_decay: float = 5e-4, noise_sigma: float = 0.0, seed: int = 0,
-              device: torch.device | str = "cpu", progress: bool = False, label: str = "train") -> dict:
+              device: torch.device | str = "cpu", progress: bool = False, label: str = "train",
+              augment=None) -> dict:
     """Train `module` in place (SGD, cosine schedule); returns val accuracy before/after and the epochs.
 
-    Reproducible: the shuffling generator and the noise generator are seeded from `seed`.
+    Reproducible: the shuffling generator and the noise generator are seeded from `seed`. `augment`
+    (`crossnas.data.augment.AugmentConfig`) transforms the training batches, never the val batches.
     """
+    from crossnas.data.augment import augment_batch, epoch_generator
+
     device = torch.device(device)
     module.to(device)
     val_loader = DataLoader(val_set, batch_size=256)
@@ -53,10 +57,13 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     weights = _weights(module)
     bar = _bar(label, epochs) if progress else None
     try:
-        for _ in range(epochs):
+        for epoch in range(epochs):
             module.train()
+            aug_gen = epoch_generator(seed, epoch, salt=1) if augment is not None and augment.active else None
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
+                if aug_gen is not None:
+                    x = augment_batch(x, augment, aug_gen)
                 clean = [w.detach().clone() for w in weights] if noise_sigma > 0 else None
                 if clean is not None:
                     with torch.no_grad():

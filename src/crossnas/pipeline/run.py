@@ -63,15 +63,20 @@ class _Pipeline:
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
+        from crossnas.pipeline.inputs import check_inputs, record_code
+
         self.device = resolve_device(device or cfg.device)
+        # the data is read and user code hashed before anything is written: bad input leaves no folder
+        self._splits, code = check_inputs(cfg, run_dir, resume=resume)
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
         self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
+        record_code(self.state, code)
         import yaml
 
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
-        self._splits = self._space = self._supernet = None
+        self._space = self._supernet = None
         self.result: dict | None = None
         self.final: dict | None = None
         self.report_html: Path | None = None
@@ -120,7 +125,7 @@ class _Pipeline:
         with self.state.stage("supernet"):
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
-                           progress=self.progress)
+                           progress=self.progress, augment=self.cfg.augment)
         self.supernet.to("cpu")
 
     def stage_search(self) -> None:
@@ -161,7 +166,8 @@ class _Pipeline:
                 info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
                                  batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
                                  noise_sigma=sigma, seed=rc.seed + i, device=self.device,
-                                 progress=self.progress, label=f"retrain design-{i + 1}")
+                                 progress=self.progress, label=f"retrain design-{i + 1}",
+                                 augment=self.cfg.augment)
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
@@ -171,19 +177,22 @@ class _Pipeline:
 
     def stage_baselines(self) -> None:
         from crossnas.design import save_design
-        from crossnas.models import get_model
+        from crossnas.models import get_model, model_label
         from crossnas.pipeline.retrain import train_qat
         from crossnas.quant import quantize_model
+        from crossnas.usercode import is_code_spec
 
         if self.state.done("baselines"):
             return
         bc, rc, hw, s = self.cfg.baselines, self.cfg.retrain, self.hardware, self.splits
         with self.state.stage("baselines"):
             for j, name in enumerate(bc.models):
-                bdir = self.run_dir / "baselines" / name
+                bdir = self.run_dir / "baselines" / model_label(name)
                 if (bdir / "design.json").exists():
                     continue
                 kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
+                if is_code_spec(name) and name not in bc.width_mult:
+                    kwargs = {}  # a user's model gets width_mult only when the config gives it one
                 torch.manual_seed(rc.seed + 1000 + j)
                 model = get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs)
                 wb, ab = hw.quant.weight_bits, hw.quant.act_bits
@@ -192,10 +201,10 @@ class _Pipeline:
                 info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
                                  momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
                                  seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
-                                 label=f"baseline {name}")
-                desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
+                                 label=f"baseline {name}", augment=self.cfg.augment)
+                desc = f"{model_label(name)} (width x{kwargs.get('width_mult', 1.0):g}) w{wb}a{ab}"
                 save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
-                            num_classes=s.num_classes, input_size=s.input_size, name=name,
+                            num_classes=s.num_classes, input_size=s.input_size, name=model_label(name),
                             model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
                             metrics={"retrain": info, "description": desc, "selected_by": "baseline"})
 
@@ -209,6 +218,7 @@ class _Pipeline:
         from crossnas.analog import evaluate_pim
         from crossnas.cost import evaluate_cost
         from crossnas.design import load_design
+        from crossnas.models import model_label
         from crossnas.network import extract_layers
 
         path = self.run_dir / "final.json"
@@ -217,7 +227,7 @@ class _Pipeline:
             return
         fc = self.cfg.final
         dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
-        dirs += [self.run_dir / "baselines" / m for m in self.cfg.baselines.models]
+        dirs += [self.run_dir / "baselines" / model_label(m) for m in self.cfg.baselines.models]
         with self.state.stage("final"):
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
@@ -231,7 +241,7 @@ class _Pipeline:
                     entries.append(json.loads(cache.read_text()))
                     continue
                 t0 = time.perf_counter()
-                design = load_design(d)
+                design = load_design(d, code=self.cfg.baselines.models)
                 meta = design.meta.get("metrics") or {}
                 pim = evaluate_pim(design.module, loader, design.hardware, calib_loader=calib, chips=fc.chips,
                                    fidelity=fc.fidelity, seed=fc.seed, device=str(self.device))

@@ -118,12 +118,16 @@ def top1_accuracy(model, loader, dev, arch=None) -> float:
 
 
 def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_dir: str | Path,
-                   resume: bool = False, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+                   resume: bool = False, progress: bool = True, stop_after: int | None = None,
+                   augment=None) -> list[dict]:
     """Train in place; returns the metrics of the epochs run now (also appended to metrics.jsonl).
 
     `stop_after=k` stops after epoch k as an interruption would (the schedule still spans
     `config.epochs`), so a later `resume=True` run ends on the same weights as one uninterrupted run.
+    `augment` (`crossnas.data.augment.AugmentConfig`) transforms the training batches only.
     """
+    from crossnas.data.augment import augment_batch, epoch_generator
+
     cfg = config if isinstance(config, SupernetTrainConfig) else SupernetTrainConfig(**config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,10 +177,13 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
         for epoch in range(start, end):
             supernet.train()
             loader = _epoch_loader(train, cfg, epoch)
+            aug_gen = epoch_generator(cfg.seed, epoch) if augment is not None and augment.active else None
             task = bar.add_task("train", total=len(loader), epoch=epoch + 1, loss=0.0, acc=0.0) if bar else 0
             loss_sum = correct = seen = 0.0
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
+                if aug_gen is not None:
+                    x = augment_batch(x, augment, aug_gen)
                 arch = supernet.sample_arch(sampler)
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                     logits = supernet(x, arch)
