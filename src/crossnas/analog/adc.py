@@ -79,13 +79,12 @@ def percentile_range(v: torch.Tensor, percentile: float) -> float:
     return max(float(torch.kthvalue(v, k).values), 1.0)
 
 
-def rounding_variance(step: torch.Tensor, chunk_w: torch.Tensor, col_w: torch.Tensor,
-                      analog_sums: bool) -> torch.Tensor:
+def rounding_variance(step: torch.Tensor, chunk_w: torch.Tensor, col_w: torch.Tensor) -> torch.Tensor:
     """Variance of an output from the ADC rounding: step^2/12 per conversion, summed over the conversions
-    (chunks x slices x arrays x tiles) with their shift-and-add weights squared. Integer partial sums at
-    step 1 have no rounding error; non-integer (analog) sums do."""
+    (chunks x slices x arrays x tiles) with their shift-and-add weights squared; integer partial sums at
+    step 1 have no rounding error."""
     coef2 = (chunk_w**2).sum() * (col_w**2).sum()
-    per = step**2 / 12.0 if analog_sums else step**2 / 12.0 * (step > 1.0)
+    per = step**2 / 12.0 * (step > 1.0)
     return per.sum() * coef2
 
 

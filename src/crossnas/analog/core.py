@@ -149,7 +149,7 @@ class MatrixCore(nn.Module):
             # shift-and-add coefficient squared (rounding and clipping, plus read noise through the ADC)
             var = torch.einsum("tac,a,c->", self.round_var + self.read_var, colw**2, cw**2)
         else:  # integer sums: the dead-zone error is systematic, not noise; the uniform rule ranks better
-            var = adc.rounding_variance(step, cw, colw, analog_sums=False)
+            var = adc.rounding_variance(step, cw, colw)
         bias = None
         if self.adc_shift is not None:  # codes x step x shift-and-add weights, summed per column
             bias = torch.einsum("taco,t,a,c->o", self.adc_shift, step, colw, cw)

@@ -130,10 +130,6 @@ class ChipReads:
     def noisy(self) -> bool:
         return self.noise_rel > 0 or self.noise_floor > 0
 
-    @property
-    def any(self) -> bool:
-        return self.noisy or self.adc_offset is not None or self.adc_inl is not None
-
     def analog(self, ps: torch.Tensor, t: int) -> torch.Tensor:
         if not self.noisy:
             return ps

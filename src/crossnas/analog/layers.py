@@ -127,10 +127,6 @@ class _PIMBase(nn.Module):
         m = 2 ** (p.abits - 1) - 1 if p.act_signed else 2**p.abits - 1
         return self.act_range.clamp_min(1e-12) / m
 
-    def _chunks(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, K) ints -> (M, K, C) DAC chunks and chunk weights (C,) (for inspection and tests)."""
-        return self.plan.planes(xq).double(), self.plan.chunk_weights()
-
     def _finish(self, yint: torch.Tensor, dtype: torch.dtype, bias_shape=(-1,)) -> torch.Tensor:
         """Output rescale (weight scale x activation scale) plus bias, in the input's dtype."""
         dt = torch.float64 if dtype == torch.float64 else torch.float32
