@@ -199,7 +199,12 @@ class HardwareConfig(_Strict):
         data = self.model_dump()
         for key, value in overrides.items():
             _set_dotted(data, key, value)
-        return _validate(data, source="override")
+        out = _validate(data, source="override")
+        if "name" not in overrides:  # a changed chip is not the preset: `mnsim-default+xbar64+adc8`
+            from crossnas.hardware.naming import derived_name
+
+            out.name = derived_name(self.name, self.model_dump(), out.model_dump())
+        return out
 
     def adc_bits_for(self, layer_name: str) -> int:
         """ADC resolution of one layer (per-layer glob override, else global)."""
@@ -257,13 +262,24 @@ def _resolve(data: dict, source: str, seen: tuple[str, ...] = ()) -> dict:
     return _merge(parent, data)
 
 
+def overlay_name(raw: dict, hw: HardwareConfig) -> HardwareConfig:
+    """An overlay on `base:` without a name of its own is named after its base and its changes."""
+    if not raw.get("base") or "name" in raw:
+        return hw
+    from crossnas.hardware.naming import derived_name
+
+    base = load_hardware(raw["base"])
+    hw.name = derived_name(base.name, base.model_dump(), hw.model_dump())
+    return hw
+
+
 def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str, Any] | None = None
                   ) -> HardwareConfig:
     """A preset name, a YAML path (overlay on `base:`), a dict, or a config; then dotted overrides."""
     if isinstance(spec, HardwareConfig):
         hw = spec
     elif isinstance(spec, dict):
-        hw = _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware")
+        hw = overlay_name(spec, _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware"))
     else:
         s = str(spec)
         if s in list_presets():
@@ -272,7 +288,8 @@ def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str,
             path = Path(s)
         else:
             raise CrossnasError(f"hardware: expected a preset {list_presets()} or a .yaml file, got {s!r}")
-        hw = _validate(_resolve(_load_yaml(path), str(path)), source=str(path))
+        raw = _load_yaml(path)
+        hw = overlay_name(raw, _validate(_resolve(copy.deepcopy(raw), str(path)), source=str(path)))
     return hw.with_overrides(overrides)
 
 

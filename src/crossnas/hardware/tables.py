@@ -1,4 +1,4 @@
-"""Component tables for the PIM cost model; every constant names its source (see pim-components.md).
+"""Component tables for the PIM cost model; every constant names its source next to it.
 
 Units: energy in joules, area in um^2, power in watts, time in seconds. Technology scaling (stated rule):
 digital/periphery energies scale linearly with the node (E ~ C V^2 with C ~ node at fixed V); areas

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from crossnas.data.augment import AugmentConfig
-from crossnas.errors import CrossnasError, validated
+from crossnas.errors import ConfigErrors
 from crossnas.search.config import SearchConfig
 from crossnas.supernet.train import SupernetTrainConfig
 from crossnas.yamlio import read_yaml_mapping
@@ -136,21 +136,11 @@ def load_run_config(source: str | Path | dict) -> RunConfig:
         raw, where = source, "config"
     else:
         raw, where = read_yaml_mapping(Path(source), "run config"), str(source)
-    cfg = validated(RunConfig, raw, where)
-    from crossnas.data import list_datasets
-    from crossnas.data.sources import check_data_section
-    from crossnas.space.crosslayer import load_spec
-    from crossnas.space.presets import get_space_spec
+    from crossnas.pipeline.checks import config_problems
 
-    check_data_section(cfg.data, list_datasets(), where)
-    for field, check in (("hardware", lambda: resolve_hardware(cfg)),
-                         ("space", lambda: get_space_spec(cfg.space.preset) if cfg.space.preset
-                          else load_spec(cfg.space.file))):
-        try:
-            check()
-        except CrossnasError as e:
-            msg = str(e)
-            raise CrossnasError(f"{where}: {msg if msg.startswith(field) else f'{field}: {msg}'}") from None
+    cfg, problems = config_problems(raw, where)
+    if problems:
+        raise ConfigErrors(problems)
     return cfg
 
 

@@ -26,7 +26,11 @@ from crossnas.pipeline.config import (
     resolve_space,
 )
 from crossnas.pipeline.state import STAGES, RunState
+from crossnas.progress import task_for
+from crossnas.search.accuracy import image_counts
 from crossnas.search.store import atomic_write
+
+LOG = "run.log"
 
 
 @dataclass
@@ -54,7 +58,8 @@ def hardware_summary(hw) -> dict:
     return {"crossbar": f"{hw.crossbar.rows}x{hw.crossbar.cols}", "bits_per_cell": hw.device.bits_per_cell,
             "adc_bits": hw.adc.bits, "adc_range": hw.adc.range, "dac_bits": hw.dac.bits,
             "device": hw.device.kind, "variation": hw.device.variation,
-            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
+            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate],
+            "name": hw.name, "preset": hw.name.split("+")[0]}
 
 
 class _Pipeline:
@@ -151,7 +156,7 @@ class _Pipeline:
         chosen = select_designs(result["pareto"], result["history"], result["objectives"], rule=sel.rule,
                                 k=sel.k, metric=sel.metric, budget=sel.budget)
         rc = self.cfg.retrain
-        with self.state.stage("retrain"):
+        with self.state.stage("retrain"), task_for(True, "retrain", len(chosen) * rc.epochs, "epochs") as bar:
             for i, (rec, reason) in enumerate(chosen):
                 ddir = self.run_dir / "designs" / f"design-{i + 1}"
                 if (ddir / "design.json").exists():
@@ -166,8 +171,7 @@ class _Pipeline:
                 info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
                                  batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
                                  noise_sigma=sigma, seed=rc.seed + i, device=self.device,
-                                 progress=self.progress, label=f"retrain design-{i + 1}",
-                                 augment=self.cfg.augment)
+                                 progress=bar, label=f"design-{i + 1}", augment=self.cfg.augment)
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
@@ -185,7 +189,8 @@ class _Pipeline:
         if self.state.done("baselines"):
             return
         bc, rc, hw, s = self.cfg.baselines, self.cfg.retrain, self.hardware, self.splits
-        with self.state.stage("baselines"):
+        with self.state.stage("baselines"), task_for(True, "baselines", len(bc.models) * bc.epochs,
+                                                     "epochs") as bar:
             for j, name in enumerate(bc.models):
                 bdir = self.run_dir / "baselines" / model_label(name)
                 if (bdir / "design.json").exists():
@@ -200,8 +205,8 @@ class _Pipeline:
                 sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
                 info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
                                  momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
-                                 seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
-                                 label=f"baseline {name}", augment=self.cfg.augment)
+                                 seed=rc.seed + 1000 + j, device=self.device, progress=bar,
+                                 label=model_label(name), augment=self.cfg.augment)
                 desc = f"{model_label(name)} (width x{kwargs.get('width_mult', 1.0):g}) w{wb}a{ab}"
                 save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, name=model_label(name),
@@ -228,7 +233,7 @@ class _Pipeline:
         fc = self.cfg.final
         dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
         dirs += [self.run_dir / "baselines" / model_label(m) for m in self.cfg.baselines.models]
-        with self.state.stage("final"):
+        with self.state.stage("final"), task_for(True, "final", len(dirs), "designs") as bar:
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
             calib = [b for _, b in zip(range(fc.calib_batches), self.train_loader(fc.seed, fc.batch_size))]
@@ -239,6 +244,7 @@ class _Pipeline:
                 cache = self.run_dir / "final" / f"{d.name}.json"
                 if cache.exists():
                     entries.append(json.loads(cache.read_text()))
+                    bar.advance(1)
                     continue
                 t0 = time.perf_counter()
                 design = load_design(d, code=self.cfg.baselines.models)
@@ -255,10 +261,14 @@ class _Pipeline:
                          "test": {"accuracy_digital": float(pim.accuracy_digital),
                                   "accuracy_pim": float(pim.accuracy_pim),
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
-                                  "per_chip": [float(a) for a in pim.per_chip]},
+                                  "per_chip": [float(a) for a in pim.per_chip],
+                                  **image_counts(pim, info["n"])},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
                 atomic_write(cache, json.dumps(entry, indent=1, default=float))
                 entries.append(entry)
+                bar.advance(1)
+                bar.line(f"{d.name}: PIM {pim.accuracy_pim:.4f} +- {pim.accuracy_pim_std:.4f}, digital "
+                         f"{pim.accuracy_digital:.4f}, EDP {cost.totals['edp_js']:.3g} J*s")
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
                      "dataset": self.cfg.data.name, "entries": entries}
             atomic_write(path, json.dumps(final, indent=1, default=float))
@@ -275,15 +285,25 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None) -> RunResult:
-    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption)."""
+                 backend=None, log_format: str = "auto") -> RunResult:
+    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption).
+
+    Progress (`crossnas.progress`): `log_format` auto (rich bars on a terminal, else plain lines), rich or
+    plain; `progress=False` prints none. Headers and unit lines also go to `out_dir/run.log`.
+    """
+    from crossnas.pipeline.progress_log import announce, stage_header
+    from crossnas.progress import Reporter, use
+
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
-    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
-    for name in STAGES:
-        getattr(p, f"stage_{name}")()
-        if name == stop_after:
-            break
+    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=True, backend=backend)
+    with use(Reporter(log_format if progress else "off", log_path=Path(out_dir) / LOG)) as rep:
+        announce(rep, p)
+        for name in STAGES:
+            stage_header(rep, p, name)
+            getattr(p, f"stage_{name}")()
+            if name == stop_after:
+                break
     return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
                      stages=p.state.data["stages"])

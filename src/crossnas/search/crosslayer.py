@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader, Subset
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
+from crossnas.progress import task_for
+from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.result import SearchResult
 from crossnas.search.store import atomic_write
 
@@ -77,11 +79,13 @@ class CrossLayerEvaluator:
         for decoded in archs:
             net, hw = self.build(decoded)
             costs = evaluate_cost(extract_layers(net, self.input_shape), hw).totals
-            acc = evaluate_pim(net, self._loader("val"), hw, calib_loader=self._calib(),
+            val = self._loader("val")
+            acc = evaluate_pim(net, val, hw, calib_loader=self._calib(),
                                chips=self.chips, fidelity=self.fidelity, seed=self.seed, device=self.device)
-            out.append({"accuracy_pim": float(acc.accuracy_pim),
+            n = len(val.dataset)  # accuracies as image counts too: equal ones compare exactly
+            out.append({**accuracy_metrics("accuracy_pim", acc.per_chip, n),
                         "accuracy_pim_std": float(acc.accuracy_pim_std),
-                        "accuracy_digital": float(acc.accuracy_digital),
+                        **accuracy_metrics("accuracy_digital", [acc.accuracy_digital], n),
                         **{k: float(v) for k, v in costs.items()}})
         return out
 
@@ -216,7 +220,7 @@ def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path,
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
-                      ) -> SearchResult:
+                      progress: bool = False) -> SearchResult:
     """Score the Pareto set again at final fidelity; keep the in-loop metrics as `search_metrics`."""
     from crossnas.search.result import pareto_records
 
@@ -230,11 +234,16 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
             cache = saved["metrics"]
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
-    for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
-        chunk = todo[i:i + step]
-        for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
-            cache[r["key"]] = m
-        atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+    with task_for(progress, "re-score front", len(todo), "designs") as bar:
+        for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
+            chunk = todo[i:i + step]
+            for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
+                cache[r["key"]] = m
+            atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+            if bar is not None:
+                bar.advance(len(chunk))
+                accs = ", ".join(f"{cache[r['key']].get('accuracy_pim', float('nan')):.4f}" for r in chunk)
+                bar.line(f"{cfg.final_fidelity} fidelity, {cfg.final_chips} chips: PIM accuracy {accs}")
     front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
     kept = pareto_records(front, result.objectives, result.constraints)
     kept_keys = {r["key"] for r in kept}
@@ -309,7 +318,7 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                              meta={**r2.meta, "mode": "two-stage", "budget": cfg.budget, "stage1": stage1})
         final_ev = make_evaluator(space, supernet, splits, hardware, cfg, fidelity=cfg.final_fidelity,
                                   chips=cfg.final_chips, device=device)
-        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE)
+        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE, progress)
     finally:
         if own_backend:
             backend.close()
