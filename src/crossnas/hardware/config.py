@@ -124,7 +124,7 @@ class ADCConfig(_Strict):
     energy_table: Literal["murmann", "isaac", "neurosim", "mnsim"] = "murmann"
     """Which component table gives energy/area per conversion when not set explicitly."""
     range: Literal["full_scale", "calibrated"] = "calibrated"
-    """ADC input range: the theoretical maximum partial sum, or calibrated per layer."""
+    """ADC input range: the theoretical maximum partial sum, or calibrated on data (see `range_scope`)."""
     percentile: float = Field(99.99, gt=0, le=100)
     """With range=calibrated: the percentile of observed |partial sums| that maps to full scale."""
     range_scope: Literal["layer", "tile"] = "tile"

@@ -127,6 +127,7 @@ class RunConfig(_Strict):
     baselines: BaselinesSection = Field(default_factory=BaselinesSection)
     final: FinalSection = Field(default_factory=FinalSection)
     analog: AnalogSection = Field(default_factory=AnalogSection)
+    """Simulator speed settings (crossnas.analog); results do not depend on them."""
 
 
 def load_run_config(source: str | Path | dict) -> RunConfig:
