@@ -95,7 +95,7 @@ class MatrixCore(nn.Module):
     def run(self, blocks, M: int, xsum: torch.Tensor | None, calibrate: bool = False) -> torch.Tensor | None:
         if calibrate and self.recorder is None:
             p = self.plan
-            self.recorder = adc.RangeRecorder(p.T, (p.AC * p.S, p.C))
+            self.recorder = adc.RangeRecorder(p.T, (p.AC * p.S, p.C) if self.reads is not None else None)
         return kernels.run_blocks(self.plan, self.tiles, self.step(), blocks, M, xsum,
                                   effects=self.device_effects, reads=self.reads,
                                   record=self.recorder if calibrate else None)
@@ -110,6 +110,8 @@ class MatrixCore(nn.Module):
             if self.calibrated:
                 own = adc.percentile_range(rec.tile(t), percentile)
                 self.fs_cal[t] = layer_range if layer_range is not None else own
+        if self.reads is None:  # the fast fidelity's measured terms are for the read effects only
+            return
         step = self.step()
         self.cal_groups = [rec.tile_groups(t) for t in range(self.plan.T)]
         if not all(v.numel() for v in self.cal_groups):
@@ -144,7 +146,7 @@ class MatrixCore(nn.Module):
             return y
         step = self.step()
         cw, colw = self.chunk_w, self.col_w
-        if self.cal_groups and self.reads is not None:
+        if self.cal_groups:
             # read effects dither the sums: the measured error variance per conversion, weighted by its
             # shift-and-add coefficient squared (rounding and clipping, plus read noise through the ADC)
             var = torch.einsum("tac,a,c->", self.round_var + self.read_var, colw**2, cw**2)
