@@ -152,7 +152,9 @@ def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
                 assert g[i] == fixed[i]
         assert r["key"] == space.key(g)
     assert len({tuple(np.array(r["genome"])[groups["network"]]) for r in s1}) > 1  # networks searched
-    winner = pick_winner(s1, cfg)
+    bounds = res.meta["fitness_bounds"]  # unset in the config: the space's own range, recorded
+    assert bounds["source"].startswith("space") and bounds["clipped_share"] == 0.0
+    winner = pick_winner(s1, cfg, bounds)
     assert res.meta["stage1"]["winner"] == winner["key"]
     assert res.meta["stage1"]["plan"]["pop_size"] == 4 == res.meta["plan"]["pop_size"]
     net = groups["network"]
@@ -283,3 +285,4 @@ def test_search_and_reevaluation_never_read_the_test_split(setup, tmp_path):
     ev = make_evaluator(space, sn, sealed, hw, cfg)
     assert ev.val_set is splits.val and ev.train_set is splits.train
     assert res.n_evaluations == 3 and res.pareto
+

@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     search_cfg = load_search_config({**cfg.search.model_dump(), **overrides}) if overrides else cfg.search
     if not args.supernet.is_file():
         raise CrossnasError(f"--supernet: file {args.supernet} not found (train one with train-supernet)")
-    splits = load_splits(cfg)
+    from crossnas.pipeline.inputs import require_square
+
+    splits = require_square(load_splits(cfg))
     space = resolve_space(cfg, splits.input_size)
     supernet = build_supernet(cfg, splits, space)
     load_checkpoint(supernet, args.supernet)

@@ -43,6 +43,9 @@ class SearchConfig(BaseModel):
     """{metric: [op, bound]}, e.g. {area_mm2: ["<=", 5.0], accuracy_pim: [">=", 0.8]}."""
     fitness: str | None = None
     """Scalar fitness for `evolution` and for picking the two-stage winner (e.g. paper-stage1)."""
+    fitness_bounds: dict[Literal["latency_ms", "energy_mj"], tuple[float, float]] | None = None
+    """Normalisation bounds of the paper fitness, {latency_ms: [lo, hi], energy_mj: [lo, hi]}; unset: the
+    space's own range through the cost model (recorded in the run). Over 5% of candidates outside fails."""
     ref_point: dict[str, float] | None = None
     """Hypervolume reference point {objective: value}; absent -> from the first population."""
     max_stall: int = Field(defaults.MAX_STALL, ge=1)
@@ -81,6 +84,14 @@ class SearchConfig(BaseModel):
     def _fitness(cls, v):
         if v is not None and v not in PRESETS:
             raise ValueError(f"unknown fitness {v!r}; presets: {', '.join(sorted(PRESETS))}")
+        return v
+
+    @field_validator("fitness_bounds")
+    @classmethod
+    def _fitness_bounds(cls, v):
+        for k, (lo, hi) in (v or {}).items():
+            if not lo < hi:
+                raise ValueError(f"{k}: min {lo} must be below max {hi}")
         return v
 
     @field_validator("mode")

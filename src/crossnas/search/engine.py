@@ -169,18 +169,17 @@ def _cheap_metrics(space: Space, evaluate: Any) -> Callable[[np.ndarray], list[d
 
 
 class _Progress:
+    """The search's task on the active progress reporter (`crossnas.progress`): one line per generation."""
+
     def __init__(self, total: int, first: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from crossnas.progress import current
 
         self.first = first
-        self.p = Progress(TextColumn("[bold]search[/] gen {task.fields[gen]}"), BarColumn(),
-                          MofNCompleteColumn(), TextColumn("best {task.fields[first]} {task.fields[best]}"),
-                          TextColumn("HV {task.fields[hv]}"), TimeElapsedColumn(), transient=False)
-        self.task = self.p.add_task("search", total=total, gen=0, first=first, best="-", hv="-")
-        self.p.start()
+        self.task = current().task("search", total, "evaluations")
 
     def update(self, gen: int, evals: int, best: float, hv: float) -> None:
-        self.p.update(self.task, completed=evals, gen=gen, best=f"{best:.4g}", hv=f"{hv:.4f}")
+        self.task.advance(evals - self.task.completed, gen=gen, best=best, hv=hv)
+        self.task.line(f"generation {gen}, best {self.first} {best:.4g}, hypervolume {hv:.4f}")
 
     def close(self) -> None:
-        self.p.stop()
+        self.task.close()
