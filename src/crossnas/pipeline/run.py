@@ -86,6 +86,10 @@ class _Pipeline:
         self.final: dict | None = None
         self.report_html: Path | None = None
         self.hardware = resolve_hardware(cfg)
+        from crossnas.analog.kernels import set_kernel
+
+        set_kernel(cfg.analog.kernel)  # a speed choice: results are the same with every kernel
+
         from crossnas.threads import apply_for_space
 
         # before any torch work; recorded in run.json (a resume may change it, like the device)

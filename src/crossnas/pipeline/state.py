@@ -58,7 +58,7 @@ class RunState:
             data = json.loads(path.read_text())
             old = data.get("config", {})
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k)
-                             and k not in ("device", "name", "threads"))
+                             and k not in ("device", "name", "threads", "analog"))
             locked = [k for k in changed if data["stages"][FIRST_READER.get(k, "supernet")]["runs"] > 0]
             if locked:
                 raise CrossnasError(f"--resume: the config differs from the one {run_dir} was started with "
