@@ -29,6 +29,7 @@ from torch import nn
 
 from crossnas.errors import CrossnasError
 from crossnas.hardware.config import HardwareConfig, load_hardware
+from crossnas.safeload import load_tensors
 from crossnas.space.arch import NetworkArch
 
 FORMAT = "crossnas-design/1"
@@ -272,12 +273,7 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
         raise CrossnasError(f"{hw_file}: not found")
     hw = load_hardware(hw_file)
     w_file = path / WEIGHTS_PT
-    if not w_file.is_file():
-        raise CrossnasError(f"{w_file}: not found")
-    try:
-        state = torch.load(w_file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        raise CrossnasError(f"{w_file}: cannot read ({e.__class__.__name__}: {str(e)[:200]})") from None
+    state = load_tensors(w_file, "the design's state_dict")
     if not isinstance(state, dict):
         raise CrossnasError(f"{w_file}: expected a state_dict, got {type(state).__name__}")
     _load_state(module, state, str(w_file))

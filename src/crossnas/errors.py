@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def short(value: object, limit: int = 80) -> str:
+    """`repr`-free text of at most `limit` characters: error messages never print unbounded input."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class CrossnasError(ValueError):
     """Bad input (config field, file, setting). The message names the field or file and what was expected."""
 
@@ -14,7 +21,7 @@ class ConfigError(CrossnasError):
         self.field = field
         msg = f"{field}: expected {expected}"
         if got is not None:
-            msg += f", got {got!r}"
+            msg += f", got {short(repr(got))}"
         super().__init__(msg)
 
 
@@ -27,5 +34,5 @@ def validated(model_cls, data, where: str, *, sep: str = ": ", show_input: bool 
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or model_cls.__name__
-        got = f" (got {err.get('input')!r})" if show_input else ""
+        got = f" (got {short(repr(err.get('input')))})" if show_input else ""
         raise CrossnasError(f"{where}{sep}{loc}: {err['msg']}{got}") from None

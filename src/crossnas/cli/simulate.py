@@ -30,8 +30,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import torch
-
     from crossnas.data import load_dataset
     from crossnas.hardware.config import load_hardware, parse_set_args
     from crossnas.models import get_model
@@ -48,15 +46,17 @@ def run(args) -> int:
     hw = load_hardware(args.hardware, parse_set_args(args.set))
     splits = load_dataset(args.data, seed=args.seed)
     model = get_model(args.model, splits.in_channels, splits.num_classes, splits.input_size)
+    from crossnas.safeload import load_tensors
+
     wpath = Path(args.weights)
     if not wpath.exists():
         raise CrossnasError(f"--weights: file not found: {wpath}")
-    state = torch.load(wpath, map_location="cpu", weights_only=True)
+    state = load_tensors(wpath, "a state_dict (torch.save)")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         raise CrossnasError(f"--weights: does not match model {args.model!r}: {str(e)[:300]}") from None
     return _simulate(args, model, hw, splits, {"model": args.model})
 

@@ -99,6 +99,10 @@ class _Pipeline:
     def supernet(self):
         if self._supernet is None:
             self._supernet = build_supernet(self.cfg, self.splits, self.space)
+            if self.state.done("supernet"):  # read only when a later stage needs it
+                from crossnas.supernet.train import load_checkpoint
+
+                load_checkpoint(self._supernet, self.run_dir / "supernet" / "checkpoint.pt")
         return self._supernet
 
     def train_loader(self, seed: int, batch_size: int = 128) -> DataLoader:
@@ -107,12 +111,11 @@ class _Pipeline:
 
     # --- stages -----------------------------------------------------------------------------------
     def stage_supernet(self) -> None:
-        from crossnas.supernet.train import load_checkpoint, train_supernet
+        from crossnas.supernet.train import train_supernet
 
         out = self.run_dir / "supernet"
         ckpt = out / "checkpoint.pt"
         if self.state.done("supernet"):
-            load_checkpoint(self.supernet, ckpt)
             return
         with self.state.stage("supernet"):
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
