@@ -265,15 +265,20 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None) -> RunResult:
-    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption)."""
+                 backend=None, force: bool = False) -> RunResult:
+    """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption).
+    `force` replaces a previous run in `out_dir` (only the files crossnas wrote, see crossnas.runfolder)."""
+    from crossnas.runfolder import claim
+
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
-    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
-    for name in STAGES:
-        getattr(p, f"stage_{name}")()
-        if name == stop_after:
-            break
+    with claim(out_dir, "run", resume=resume, force=force) as folder:
+        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
+        for name in STAGES:
+            getattr(p, f"stage_{name}")()
+            folder.record()
+            if name == stop_after:
+                break
     return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
                      stages=p.state.data["stages"])
