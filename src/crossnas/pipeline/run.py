@@ -67,7 +67,10 @@ class _Pipeline:
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
-        self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
+        from crossnas.pipeline.fingerprint import resolved_inputs
+
+        self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume,
+                                   inputs=resolved_inputs(cfg))
         import yaml
 
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
@@ -102,8 +105,26 @@ class _Pipeline:
             if self.state.done("supernet"):  # read only when a later stage needs it
                 from crossnas.supernet.train import load_checkpoint
 
-                load_checkpoint(self._supernet, self.run_dir / "supernet" / "checkpoint.pt")
+                load_checkpoint(self._supernet, self.checked_checkpoint())
         return self._supernet
+
+    def checked_checkpoint(self) -> Path:
+        """The finished supernet's checkpoint, refused when it is not the file that stage wrote."""
+        from crossnas.errors import CrossnasError
+        from crossnas.pipeline.fingerprint import file_sha256
+
+        ckpt = self.run_dir / "supernet" / "checkpoint.pt"
+        want = self.state.data["stages"]["supernet"].get("checkpoint_sha256")
+        if not ckpt.is_file():
+            raise CrossnasError(f"{ckpt}: not found, but the supernet stage is done (restore it, or start a "
+                                "new run folder)")
+        if want is not None and file_sha256(ckpt) != want:
+            raise CrossnasError(f"{ckpt}: changed since the supernet stage wrote it (sha256 differs) "
+                                "(restore it, or start a new run folder)")
+        return ckpt
+
+    def supernet_inputs(self) -> dict:
+        return {"supernet_checkpoint": self.state.data["stages"]["supernet"].get("checkpoint_sha256")}
 
     def train_loader(self, seed: int, batch_size: int = 128) -> DataLoader:
         return DataLoader(self.splits.train, batch_size=batch_size, shuffle=True,
@@ -117,10 +138,13 @@ class _Pipeline:
         ckpt = out / "checkpoint.pt"
         if self.state.done("supernet"):
             return
-        with self.state.stage("supernet"):
+        with self.state.stage("supernet") as rec:
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
                            progress=self.progress)
+            from crossnas.pipeline.fingerprint import file_sha256
+
+            rec["checkpoint_sha256"] = file_sha256(ckpt)
         self.supernet.to("cpu")
 
     def stage_search(self) -> None:
@@ -128,7 +152,7 @@ class _Pipeline:
         if not self.state.done("search"):
             from crossnas.search.crosslayer import run_cross_layer_search
 
-            with self.state.stage("search"):
+            with self.state.stage("search", self.supernet_inputs()):
                 run_cross_layer_search(self.space, self.supernet, self.splits, self.hardware, self.cfg.search,
                                        out, resume=(out / "search_checkpoint.json").exists(),
                                        device=str(self.device), progress=self.progress, backend=self.backend)
@@ -146,7 +170,7 @@ class _Pipeline:
         chosen = select_designs(result["pareto"], result["history"], result["objectives"], rule=sel.rule,
                                 k=sel.k, metric=sel.metric, budget=sel.budget)
         rc = self.cfg.retrain
-        with self.state.stage("retrain"):
+        with self.state.stage("retrain", self.supernet_inputs()):
             for i, (rec, reason) in enumerate(chosen):
                 ddir = self.run_dir / "designs" / f"design-{i + 1}"
                 if (ddir / "design.json").exists():

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
+from crossnas.jsonio import read_json
 from crossnas.network import extract_layers
 from crossnas.search.result import SearchResult
 from crossnas.search.store import atomic_write
@@ -166,12 +167,28 @@ def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
     return out
 
 
+def score_context(evaluator: CrossLayerEvaluator) -> dict:
+    """What an evaluator's scores depend on besides the genome: the hardware (every field, so a changed
+    hardware file is seen), the evaluator's settings and the supernet's weights (sha256)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(evaluator.supernet.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    ev = {k: getattr(evaluator, k) for k in ("fidelity", "val_limit", "bn_batches", "calib_batches",
+                                             "batch_size", "chips", "seed")}
+    return {"hardware": evaluator.hardware.model_dump(mode="json"), "evaluator": ev,
+            "supernet_sha256": h.hexdigest()}
+
+
 def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path, backend: Any,
                 progress: bool, **override: Any) -> SearchResult:
     from crossnas.search.engine import search
 
     return search(space, evaluator, budget=budget, checkpoint=folder / CHECKPOINT, backend=backend,
-                  progress=progress, log_path=folder / LOG, **{**cfg.search_kwargs(), **override})
+                  progress=progress, log_path=folder / LOG, context=score_context(evaluator),
+                  **{**cfg.search_kwargs(), **override})
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
@@ -182,18 +199,22 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
     meta = {"fidelity": cfg.final_fidelity, "chips": cfg.final_chips, "val_limit": cfg.val_limit,
             "seed": cfg.seed, "bn_batches": cfg.bn_batches, "calib_batches": cfg.calib_batches,
             "batch_size": cfg.batch_size}
+    key = {**meta, **score_context(evaluator)}
     cache: dict[str, dict] = {}
     if cache_path.exists():
-        saved = json.loads(cache_path.read_text())
-        if saved.get("meta") == meta:  # another final fidelity: the cached scores do not apply
-            cache = saved["metrics"]
+        try:
+            saved = read_json(cache_path, "the front's re-scored metrics")
+        except CrossnasError:  # a derived cache: a damaged one is recomputed
+            saved = {}
+        if saved.get("meta") == key and isinstance(saved.get("metrics"), dict):
+            cache = saved["metrics"]  # other hardware, fidelity or weights: the scores do not apply
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
     for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
         chunk = todo[i:i + step]
         for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
             cache[r["key"]] = m
-        atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+        atomic_write(cache_path, json.dumps({"meta": key, "metrics": cache}, indent=1))
     front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
     kept = pareto_records(front, result.objectives, result.constraints)
     kept_keys = {r["key"] for r in kept}
