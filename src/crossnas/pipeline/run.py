@@ -59,7 +59,7 @@ def hardware_summary(hw) -> dict:
 
 class _Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool, device: str | None, progress: bool,
-                 backend=None):
+                 backend=None, splits=None):
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
@@ -74,7 +74,7 @@ class _Pipeline:
         import yaml
 
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
-        self._splits = self._space = self._supernet = None
+        self._splits, self._space, self._supernet = splits, None, None
         self.result: dict | None = None
         self.final: dict | None = None
         self.report_html: Path | None = None
@@ -298,7 +298,11 @@ def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, 
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
     with claim(out_dir, "run", resume=resume, force=force) as folder:
-        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend)
+        from crossnas.pipeline.preflight import check_before_work, done_stages
+
+        splits = check_before_work(cfg, done_stages(Path(out_dir), resume))
+        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend,
+                      splits=splits)
         for name in STAGES:
             getattr(p, f"stage_{name}")()
             folder.record()
