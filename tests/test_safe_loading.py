@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from crossnas.cli import main
-from crossnas.pipeline import run_pipeline
 from test_pipeline import TINY
 
 
@@ -30,12 +29,9 @@ def write_payload(path, marker, wrap=lambda p: {"model": p}):
     return path
 
 
-@pytest.fixture(scope="module")
-def done_run(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("safe") / "done"
-    run_pipeline(TINY, out, progress=False)
-    return out
+@pytest.fixture
+def done_run(tiny_done_run):
+    return tiny_done_run
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ sees a half-written design. `load_design` rebuilds the module without the supern
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -220,9 +221,13 @@ def _software() -> dict[str, str]:
 
 
 def _write_files(folder: Path, meta: dict, hw: HardwareConfig, state: dict) -> None:
-    (folder / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-    (folder / HARDWARE_YAML).write_text(yaml.safe_dump(hw.model_dump(mode="json"), sort_keys=False))
+    # the checksums let load_design tell a cut or garbled file from the one written here
+    hw_text = yaml.safe_dump(hw.model_dump(mode="json"), sort_keys=False)
+    (folder / HARDWARE_YAML).write_text(hw_text)
     torch.save(state, folder / WEIGHTS_PT)
+    meta["hardware_sha256"] = hashlib.sha256(hw_text.encode()).hexdigest()
+    meta["weights_sha256"] = hashlib.sha256((folder / WEIGHTS_PT).read_bytes()).hexdigest()
+    (folder / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _replace_dir(path: Path, fill) -> None:
@@ -271,8 +276,16 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     hw_file = path / HARDWARE_YAML
     if not hw_file.is_file():
         raise CrossnasError(f"{hw_file}: not found")
+    want = meta.get("hardware_sha256")
+    if want is not None and hashlib.sha256(hw_file.read_bytes()).hexdigest() != want:
+        raise CrossnasError(f"{hw_file}: differs from what save_design wrote (damaged or edited) (restore "
+                            "it; simulate other hardware with simulate --hardware or --set)")
     hw = load_hardware(hw_file)
     w_file = path / WEIGHTS_PT
+    want = meta.get("weights_sha256")
+    if want is not None and w_file.is_file() and hashlib.sha256(w_file.read_bytes()).hexdigest() != want:
+        raise CrossnasError(f"{w_file}: differs from what save_design wrote (damaged or replaced) "
+                            "(restore it)")
     state = load_tensors(w_file, "the design's state_dict")
     if not isinstance(state, dict):
         raise CrossnasError(f"{w_file}: expected a state_dict, got {type(state).__name__}")

@@ -114,13 +114,21 @@ def _quiet_exporter():
         log.setLevel(level)
 
 
+MIN_OPSET = 18  # torch.onnx.export(dynamo=True) targets opset 18 and later (torch 2.5+ documentation)
+
+
 def export_onnx(design: Design | str | os.PathLike, out_path: str | os.PathLike, *,
                 opset: int | None = None) -> Path:
     """Write the design's digital network (a design folder or a loaded Design) to `out_path` as ONNX with
     input `input` (N, C, H, W; N dynamic) and output `logits`. Checked with onnx.checker; atomic."""
     onnx = _require_onnx()
-    d = design if isinstance(design, Design) else load_design(design)
     out_path = Path(out_path)
+    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise CrossnasError(f"--opset: expected {MIN_OPSET}..{onnx.defs.onnx_opset_version()} (the torch "
+                            f"exporter writes opset {MIN_OPSET} or later), got {opset}")
+    if out_path.is_dir():
+        raise CrossnasError(f"{out_path}: is a folder (give a file name for --onnx)")
+    d = design if isinstance(design, Design) else load_design(design)
     module = export_module(d.module).cpu().float()
     c, h, w = d.input_shape
     example = torch.zeros(2, c, h, w)
@@ -133,6 +141,9 @@ def export_onnx(design: Design | str | os.PathLike, out_path: str | os.PathLike,
                 dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False,
                 optimize=True)
         proto = prog.model_proto
+        got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset is not None and got != opset:
+            raise CrossnasError(f"--opset: the exporter wrote opset {got}, not {opset} (pick another opset)")
         meta = {"crossnas.design": d.name, "crossnas.format": str(d.meta.get("format", "")),
                 "crossnas.hardware": d.hardware.name}
         for k, v in meta.items():

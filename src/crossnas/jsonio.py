@@ -9,7 +9,7 @@ from typing import Any
 from crossnas.errors import CrossnasError, short
 
 
-def _text(path: Path, what: str, hint: str) -> str:
+def read_text(path: Path, what: str, hint: str) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -28,7 +28,7 @@ def read_json(path: str | Path, what: str, *, hint: str = "restore it or start a
               kind: type = dict) -> Any:
     """The JSON value in `path` (a `kind`, dict by default), or a CrossnasError naming the file."""
     path = Path(path)
-    text = _text(path, what, hint)
+    text = read_text(path, what, hint)
     if not text.strip():
         raise CrossnasError(f"{path}: empty (expected {what}) ({hint})")
     try:
@@ -46,7 +46,7 @@ def read_jsonl(path: str | Path, what: str, *, hint: str = "restore it or start 
     """One JSON value per line of `path`; a damaged line is a CrossnasError naming the file and line."""
     path = Path(path)
     rows = []
-    for i, line in enumerate(_text(path, what, hint).splitlines(), 1):
+    for i, line in enumerate(read_text(path, what, hint).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -7,6 +7,7 @@ of them, and anything else is refused with an error naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -45,3 +46,28 @@ def expect_dict(obj: Any, path: str | Path, keys: tuple[str, ...], what: str, hi
     if not isinstance(obj, dict) or any(k not in obj for k in keys):
         raise CrossnasError(f"{path}: not {what} (expected keys {', '.join(keys)}) ({hint})")
     return obj
+
+
+def content_sha256(obj: Any) -> str:
+    """sha256 over every tensor's bytes and every plain value in `obj` (dicts in key order): stored inside a
+    checkpoint, it tells a garbled file (torch does not check its zip CRCs) from the one written."""
+    h = hashlib.sha256()
+
+    def walk(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            h.update(f"T{o.dtype}{tuple(o.shape)}".encode())
+            flat = o.detach().cpu().contiguous().reshape(-1)
+            h.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        elif isinstance(o, dict):
+            for k in sorted(o, key=str):
+                h.update(f"K{k!s}".encode())
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(f"L{len(o)}".encode())
+            for v in o:
+                walk(v)
+        else:
+            h.update(f"V{o!r}".encode())
+
+    walk(obj)
+    return h.hexdigest()

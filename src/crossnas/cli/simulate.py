@@ -34,8 +34,12 @@ def run(args) -> int:
     from crossnas.hardware.config import load_hardware, parse_set_args
     from crossnas.models import get_model
 
-    if args.chips < 1:
-        raise CrossnasError(f"--chips: expected >= 1, got {args.chips}")
+    for flag, value in (("--chips", args.chips), ("--batch-size", args.batch_size),
+                        ("--calib-batches", args.calib_batches)):
+        if value < 1:
+            raise CrossnasError(f"{flag}: expected >= 1, got {value}")
+    if args.json and Path(args.json).is_dir():
+        raise CrossnasError(f"--json: {args.json} is a folder (give a file name)")
     if args.design is not None:
         if args.model is not None or args.weights is not None:
             raise CrossnasError("--design: give either --design or --model/--weights, not both")

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crossnas.errors import CrossnasError
 from crossnas.pipeline import report_plots as rp
 from crossnas.pipeline.references import PUBLISHED, REFERENCE_DATASET
 
@@ -99,16 +98,18 @@ def _dataset_key(name: Any) -> str:
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:  # written atomically, so this is damage worth reporting, not hiding
-        raise CrossnasError(f"report: {path} is not valid JSON ({e})") from None
+    from crossnas.jsonio import read_json
+
+    # written atomically, so damage is worth reporting, not hiding
+    return read_json(path, "JSON written by crossnas run", hint="restore it or start a new run folder")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    from crossnas.jsonio import read_text
+
     rows = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in read_text(path, "JSON lines", "restore it or start a new run folder").splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:  # a line cut by an interrupted write

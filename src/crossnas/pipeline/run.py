@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas.errors import CrossnasError
+from crossnas.jsonio import read_json
 from crossnas.pipeline.config import (
     RunConfig,
     build_supernet,
@@ -57,6 +59,18 @@ def hardware_summary(hw) -> dict:
             "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
 
 
+def _write_snapshot(path: Path, snapshot: dict) -> None:
+    """config.yaml, rewritten only when the config it holds differs (a resume leaves it untouched)."""
+    import yaml
+
+    try:
+        same = path.is_file() and yaml.safe_load(path.read_text()) == snapshot
+    except (yaml.YAMLError, UnicodeDecodeError):  # a snapshot crossnas wrote; never read for results
+        same = False
+    if not same:
+        atomic_write(path, yaml.safe_dump(snapshot, sort_keys=False))
+
+
 class _Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool, device: str | None, progress: bool,
                  backend=None, splits=None):
@@ -71,9 +85,7 @@ class _Pipeline:
 
         self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume,
                                    inputs=resolved_inputs(cfg))
-        import yaml
-
-        atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
+        _write_snapshot(run_dir / "config.yaml", snapshot)
         self._splits, self._space, self._supernet = splits, None, None
         self.result: dict | None = None
         self.final: dict | None = None
@@ -110,7 +122,6 @@ class _Pipeline:
 
     def checked_checkpoint(self) -> Path:
         """The finished supernet's checkpoint, refused when it is not the file that stage wrote."""
-        from crossnas.errors import CrossnasError
         from crossnas.pipeline.fingerprint import file_sha256
 
         ckpt = self.run_dir / "supernet" / "checkpoint.pt"
@@ -156,7 +167,7 @@ class _Pipeline:
                 run_cross_layer_search(self.space, self.supernet, self.splits, self.hardware, self.cfg.search,
                                        out, resume=(out / "search_checkpoint.json").exists(),
                                        device=str(self.device), progress=self.progress, backend=self.backend)
-        self.result = json.loads((out / "pareto.json").read_text())
+        self.result = read_json(out / "pareto.json", "the search result")
 
     def stage_retrain(self) -> None:
         from crossnas.design import save_design
@@ -237,7 +248,7 @@ class _Pipeline:
 
         path = self.run_dir / "final.json"
         if self.state.done("final"):
-            self.final = json.loads(path.read_text())
+            self.final = read_json(path, "the final evaluation")
             return
         fc = self.cfg.final
         dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -252,8 +263,11 @@ class _Pipeline:
                     continue
                 cache = self.run_dir / "final" / f"{d.name}.json"
                 if cache.exists():
-                    entries.append(json.loads(cache.read_text()))
-                    continue
+                    try:
+                        entries.append(read_json(cache, "one final evaluation"))
+                        continue
+                    except CrossnasError:  # a derived cache: a damaged one is evaluated again
+                        pass
                 t0 = time.perf_counter()
                 design = load_design(d)
                 meta = design.meta.get("metrics") or {}

@@ -170,16 +170,12 @@ def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
 def score_context(evaluator: CrossLayerEvaluator) -> dict:
     """What an evaluator's scores depend on besides the genome: the hardware (every field, so a changed
     hardware file is seen), the evaluator's settings and the supernet's weights (sha256)."""
-    import hashlib
+    from crossnas.safeload import content_sha256
 
-    h = hashlib.sha256()
-    for k, v in sorted(evaluator.supernet.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     ev = {k: getattr(evaluator, k) for k in ("fidelity", "val_limit", "bn_batches", "calib_batches",
                                              "batch_size", "chips", "seed")}
     return {"hardware": evaluator.hardware.model_dump(mode="json"), "evaluator": ev,
-            "supernet_sha256": h.hexdigest()}
+            "supernet_sha256": content_sha256(evaluator.supernet.state_dict())}
 
 
 def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path, backend: Any,

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from crossnas.device import resolve_device
 from crossnas.errors import CrossnasError, short
-from crossnas.safeload import expect_dict, load_tensors
+from crossnas.safeload import content_sha256, expect_dict, load_tensors
 from crossnas.supernet.bn import recalibrate_bn
 
 CHECKPOINT = "checkpoint.pt"
@@ -107,7 +107,7 @@ def _set_rng_state(st: dict, sampler: np.random.Generator) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
+    torch.save({**obj, "checksum": content_sha256(obj)}, tmp)
     os.replace(tmp, path)
 
 
@@ -246,8 +246,13 @@ def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     """A supernet training checkpoint, read safely (tensors and plain data only) and checked for its keys."""
     ck = load_tensors(path, "a supernet checkpoint.pt from train-supernet", map_location)
-    return expect_dict(ck, path, ("model",), "a supernet checkpoint",
-                       "a design's weights.pt is not one; pass train-supernet's OUT/checkpoint.pt")
+    ck = expect_dict(ck, path, ("model",), "a supernet checkpoint",
+                     "a design's weights.pt is not one; pass train-supernet's OUT/checkpoint.pt")
+    want = ck.pop("checksum", None)
+    if want is not None and content_sha256(ck) != want:
+        raise CrossnasError(f"{path}: damaged (its content does not match the checksum stored in it) "
+                            "(train again with --force)")
+    return ck
 
 
 def _load_weights(supernet, state: Any, path: Path) -> None:
