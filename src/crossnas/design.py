@@ -265,6 +265,9 @@ def read_design_meta(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CrossnasError(f"{f}: format: expected {FORMAT!r}, got {got!r}")
+    from crossnas import schema
+
+    schema.check(schema.DesignMeta, meta, str(f))
     return meta
 
 
@@ -282,12 +285,13 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
                             "it; simulate other hardware with simulate --hardware or --set)")
     hw = load_hardware(hw_file)
     w_file = path / WEIGHTS_PT
-    want = meta.get("weights_sha256")
-    if want is not None and w_file.is_file() and hashlib.sha256(w_file.read_bytes()).hexdigest() != want:
-        raise CrossnasError(f"{w_file}: differs from what save_design wrote (damaged or replaced) "
-                            "(restore it)")
     state = load_tensors(w_file, "the design's state_dict")
     if not isinstance(state, dict):
         raise CrossnasError(f"{w_file}: expected a state_dict, got {type(state).__name__}")
     _load_state(module, state, str(w_file))
+    # after the shape checks: a garbled file can still load (torch does not check its zip CRCs)
+    want = meta.get("weights_sha256")
+    if want is not None and hashlib.sha256(w_file.read_bytes()).hexdigest() != want:
+        raise CrossnasError(f"{w_file}: differs from what save_design wrote (damaged or replaced) "
+                            "(restore it)")
     return Design(module=module.to(device).eval(), hardware=hw, network=arch, meta=meta, path=path)

@@ -104,6 +104,15 @@ def _read_json(path: Path) -> Any:
     return read_json(path, "JSON written by crossnas run", hint="restore it or start a new run folder")
 
 
+def _read_typed(path: Path, model: str) -> dict | None:
+    """A file of the run schema (crossnas.schema), validated: a missing metric is an error naming it."""
+    if not path.is_file():
+        return None
+    from crossnas import schema
+
+    return schema.read(path, getattr(schema, model), "JSON written by crossnas run").model_dump()
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     from crossnas.jsonio import read_text
 
@@ -397,8 +406,8 @@ def write_report(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     run = _read_json(run_dir / "run.json") or {}
-    search = _read_json(run_dir / "search" / "pareto.json")
-    final = _read_json(run_dir / "final.json")
+    search = _read_typed(run_dir / "search" / "pareto.json", "ParetoFile")
+    final = _read_typed(run_dir / "final.json", "FinalResult")
     train_rows = _read_jsonl(run_dir / "supernet" / "metrics.jsonl")
     entries = list((final or {}).get("entries") or [])
     dataset = (final or {}).get("dataset") or ((run.get("config") or {}).get("data") or {}).get("name") or ""

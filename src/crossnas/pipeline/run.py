@@ -7,7 +7,6 @@ file per final evaluation). Selection uses the validation split; the test split 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas import schema
 from crossnas.errors import CrossnasError
-from crossnas.jsonio import read_json
 from crossnas.pipeline.config import (
     RunConfig,
     build_supernet,
@@ -167,7 +166,7 @@ class _Pipeline:
                 run_cross_layer_search(self.space, self.supernet, self.splits, self.hardware, self.cfg.search,
                                        out, resume=(out / "search_checkpoint.json").exists(),
                                        device=str(self.device), progress=self.progress, backend=self.backend)
-        self.result = read_json(out / "pareto.json", "the search result")
+        self.result = schema.read(out / "pareto.json", schema.ParetoFile, "the search result").model_dump()
 
     def stage_retrain(self) -> None:
         from crossnas.design import save_design
@@ -248,7 +247,7 @@ class _Pipeline:
 
         path = self.run_dir / "final.json"
         if self.state.done("final"):
-            self.final = read_json(path, "the final evaluation")
+            self.final = schema.read(path, schema.FinalResult, "the final evaluation").model_dump()
             return
         fc = self.cfg.final
         dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -264,7 +263,8 @@ class _Pipeline:
                 cache = self.run_dir / "final" / f"{d.name}.json"
                 if cache.exists():
                     try:
-                        entries.append(read_json(cache, "one final evaluation"))
+                        rec = schema.read(cache, schema.FinalEntry, "one final evaluation")
+                        entries.append(rec.model_dump())
                         continue
                     except CrossnasError:  # a derived cache: a damaged one is evaluated again
                         pass
@@ -285,11 +285,10 @@ class _Pipeline:
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
                                   "per_chip": [float(a) for a in pim.per_chip]},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
-                atomic_write(cache, json.dumps(entry, indent=1, default=float))
-                entries.append(entry)
+                entries.append(schema.write(cache, schema.FinalEntry, entry))
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
                      "dataset": self.cfg.data.name, "entries": entries}
-            atomic_write(path, json.dumps(final, indent=1, default=float))
+            final = schema.write(path, schema.FinalResult, final)
         self.final = final
 
     def stage_report(self) -> None:

@@ -7,7 +7,6 @@ same module on the candidate's hardware. Results are cached by canonical genome 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas import schema
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
-from crossnas.jsonio import read_json
 from crossnas.network import extract_layers
 from crossnas.search.result import SearchResult
-from crossnas.search.store import atomic_write
 
 
 @dataclass
@@ -199,10 +197,10 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
     cache: dict[str, dict] = {}
     if cache_path.exists():
         try:
-            saved = read_json(cache_path, "the front's re-scored metrics")
+            saved = schema.read(cache_path, schema.FrontCache, "the front's re-scored metrics").model_dump()
         except CrossnasError:  # a derived cache: a damaged one is recomputed
             saved = {}
-        if saved.get("meta") == key and isinstance(saved.get("metrics"), dict):
+        if saved.get("meta") == key:
             cache = saved["metrics"]  # other hardware, fidelity or weights: the scores do not apply
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
@@ -210,7 +208,7 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
         chunk = todo[i:i + step]
         for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
             cache[r["key"]] = m
-        atomic_write(cache_path, json.dumps({"meta": key, "metrics": cache}, indent=1))
+        schema.write(cache_path, schema.FrontCache, {"meta": key, "metrics": cache})
     front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
     kept = pareto_records(front, result.objectives, result.constraints)
     kept_keys = {r["key"] for r in kept}
