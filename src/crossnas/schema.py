@@ -47,9 +47,10 @@ class ParetoFile(_Versioned):
     constraints: dict[str, Any] | None = None
     pareto: list[SearchRecord]
     history: list[SearchRecord]
-    hypervolume: list[float]
-    hv_ideal: list[float]
-    hv_ref: list[float]
+    hypervolume: list[float] = Field(default_factory=list)
+    """Per generation; empty when none was recorded."""
+    hv_ideal: list[float] = Field(default_factory=list)
+    hv_ref: list[float] = Field(default_factory=list)
     generations: int
     n_evaluations: int
     meta: dict[str, Any]
