@@ -26,9 +26,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_pipeline import TINY  # noqa: E402
 
+CLI = "import sys; from crossnas.cli import main; sys.exit(main())"
+
 
 def _cmd(cfg: Path, out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "crossnas.cli", "run", str(cfg), "--out", str(out), "--no-progress",
+    return [sys.executable, "-c", CLI, "run", str(cfg), "--out", str(out), "--no-progress",
             *(["--resume"] if resume else [])]
 
 
