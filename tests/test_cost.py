@@ -116,7 +116,12 @@ def test_per_layer_adc_override(vgg_table):
     base = evaluate_cost(vgg_table, load_hardware(MN))
     low = evaluate_cost(vgg_table, load_hardware(MN, {"adc.per_layer": {"2": 4}}))
     assert low.layers[2]["adc_bits"] == 4 and low.layers[0]["adc_bits"] == 6
-    assert low.layers[2]["energy_breakdown"]["adc"] < base.layers[2]["energy_breakdown"]["adc"]
+    high = evaluate_cost(vgg_table, load_hardware(MN, {"adc.per_layer": {"2": 8}}))
+    # below the law's 7-bit corner conversion energy is flat; the shorter settle and conversion still save
+    assert low.layers[2]["energy_breakdown"]["adc"] <= base.layers[2]["energy_breakdown"]["adc"]
+    assert low.layers[2]["energy_j"] < base.layers[2]["energy_j"] < high.layers[2]["energy_j"]
+    assert high.layers[2]["energy_breakdown"]["adc"] > 1.5 * base.layers[2]["energy_breakdown"]["adc"]
+    assert low.layers[2]["area_mm2"] < base.layers[2]["area_mm2"] < high.layers[2]["area_mm2"]
     assert low.layers[0]["energy_breakdown"]["adc"] == base.layers[0]["energy_breakdown"]["adc"]
 
 
@@ -127,7 +132,7 @@ def test_duplication_shortens_latency_not_dynamic_energy(vgg_table):
     assert b.totals["crossbars"] > a.totals["crossbars"]
     for la, lb in zip(a.layers, b.layers):
         for comp in la["energy_breakdown"]:
-            if comp != "leakage":
+            if comp not in ("leakage", "interconnect"):  # copies spread over more tiles: more hops
                 assert lb["energy_breakdown"][comp] == pytest.approx(la["energy_breakdown"][comp])
 
 

@@ -58,10 +58,15 @@ def test_resnet18_cifar():
 
 def test_factory_path(tmp_path):
     f = tmp_path / "net.py"
-    f.write_text("from torch import nn\ndef make(c, n, s):\n    return nn.Sequential(nn.Conv2d(c, 4, 3), "
-                 "nn.Flatten(), nn.Linear(4 * (s - 2) ** 2, n))\n")
+    f.write_text("from torch import nn\ndef make(in_channels, num_classes, input_size):\n    return "
+                 "nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.Flatten(), "
+                 "nn.Linear(4 * (input_size - 2) ** 2, num_classes))\n"
+                 "def old(c, n, s):\n    return make(c, n, s)\n")
     layers = extract_layers(get_model(f"{f}:make", 2, 5, 6), (2, 6, 6))
     assert [ly.kind for ly in layers] == ["conv", "linear"]
+    # arguments go by name: a factory whose parameters crossnas cannot name is refused, not guessed
+    with pytest.raises(CrossnasError, match="parameter 'c' has no value"):
+        get_model(f"{f}:old", 2, 5, 6)
 
 
 def test_untraceable_model_is_error():

@@ -69,6 +69,8 @@ def test_full_pipeline_writes_every_artifact(full_run):
     for e in final["entries"]:
         assert len(e["test"]["per_chip"]) == 2
         assert 0.0 <= e["test"]["accuracy_pim"] <= 1.0
+        assert e["test"]["accuracy_pim_total"] == 2 * 24 and e["test"]["accuracy_digital_total"] == 24
+        assert abs(e["test"]["accuracy_pim_correct"] / 48 - e["test"]["accuracy_pim"]) < 1e-12
         assert e["cost"]["totals"]["edp_js"] > 0
         if e["kind"] == "design":
             assert e["source_key"] in pareto_keys
@@ -205,3 +207,20 @@ def test_noise_aware_training_restores_clean_weights_and_is_seeded():
     assert torch.equal(trained(0.3, 0.1), trained(0.3, 0.1))
     assert not torch.equal(trained(0.3, 0.1), trained(0.0, 0.1))
     assert not torch.equal(trained(0.3, 0.1, seed=0), trained(0.3, 0.1, seed=1))
+
+
+def test_run_log_has_stage_headers_and_unit_lines(full_run):
+    """progress=False prints nothing, but run.log holds every stage's header and one line per unit."""
+    out, _ = full_run
+    lines = (out / "run.log").read_text().splitlines()
+    heads = [ln.split(" == ")[1].split(":")[0] for ln in lines if " == " in ln]
+    assert heads == list(STAGES)
+    body = [ln.split(" ", 2)[2] for ln in lines]
+    assert sum(b.startswith("supernet: epoch ") for b in body) == TINY["supernet"]["epochs"]
+    assert any(b.startswith("search: generation 1,") for b in body)
+    assert any(b.startswith("re-score front: ") for b in body)
+    assert sum(b.startswith("retrain: design-") for b in body) >= 1
+    assert sum(b.startswith("baselines: lenet epoch ") for b in body) == 1
+    final = [b for b in body if b.startswith("final: ")]
+    assert len(final) == len(json.loads((out / "final.json").read_text())["entries"])
+    assert "chip mnsim-default+w6+a6+var0.05" in lines[0]  # the --set changes name the chip

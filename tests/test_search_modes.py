@@ -112,6 +112,26 @@ def test_stage1_genome_takes_hardware_values_and_top_bits(setup):
     assert all(dec[f"slot{i}.wbits"] == max(space.wbits) for i in range(space.n_slots))
 
 
+def test_cheap_metrics_are_the_evaluators_cost_figures(setup):
+    space, sn, splits, hw = setup
+    ev = make_evaluator(space, sn, splits, hw, load_search_config(TINY))
+    archs = [space.decode(g) for g in space.sample(np.random.default_rng(3), 2)]
+    for full, cheap in zip(ev(archs), ev.cheap(archs)):
+        assert cheap and "accuracy_pim" not in cheap
+        assert cheap == {k: full[k] for k in cheap}
+
+
+def test_surrogate_search_through_the_pipeline_models_accuracy_only(setup, tmp_path):
+    space, sn, splits, hw = setup
+    cfg = load_search_config({**TINY, "final_fidelity": "fast", "final_chips": 1,
+                              "surrogate": {"model": "rf", "pool": 12}})
+    counter = CountingBackend()
+    res = run_cross_layer_search(space, sn, splits, hw, cfg, tmp_path, progress=False, backend=counter)
+    assert res.n_evaluations == 8 == counter.n - res.meta["final"]["reevaluated"]
+    assert res.meta["surrogate"] == {"model": "rf", "pool": 12, "explore": 0.2}
+    assert json.loads((tmp_path / "pareto.json").read_text())["meta"]["plan"]["pop_size"] == 4
+
+
 # --- two-stage -----------------------------------------------------------------------------------------
 def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
     space, sn, splits, hw = setup
@@ -132,8 +152,11 @@ def test_two_stage_fixes_hardware_then_network(setup, tmp_path):
                 assert g[i] == fixed[i]
         assert r["key"] == space.key(g)
     assert len({tuple(np.array(r["genome"])[groups["network"]]) for r in s1}) > 1  # networks searched
-    winner = pick_winner(s1, cfg)
+    bounds = res.meta["fitness_bounds"]  # unset in the config: the space's own range, recorded
+    assert bounds["source"].startswith("space") and bounds["clipped_share"] == 0.0
+    winner = pick_winner(s1, cfg, bounds)
     assert res.meta["stage1"]["winner"] == winner["key"]
+    assert res.meta["stage1"]["plan"]["pop_size"] == 4 == res.meta["plan"]["pop_size"]
     net = groups["network"]
     for r in s2 + res.pareto:
         assert np.array_equal(np.array(r["genome"])[net], np.array(winner["genome"])[net])
@@ -262,3 +285,4 @@ def test_search_and_reevaluation_never_read_the_test_split(setup, tmp_path):
     ev = make_evaluator(space, sn, sealed, hw, cfg)
     assert ev.val_set is splits.val and ev.train_set is splits.train
     assert res.n_evaluations == 3 and res.pareto
+

@@ -7,6 +7,18 @@ _LAZY = {"load_design": "crossnas.design", "save_design": "crossnas.design", "De
 __all__ = sorted(_LAZY)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crossnas")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+source"
+
+
+__version__ = _version()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib

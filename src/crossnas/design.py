@@ -35,7 +35,7 @@ from crossnas.space.arch import NetworkArch
 
 FORMAT = "crossnas-design/1"
 DESIGN_JSON, HARDWARE_YAML, WEIGHTS_PT = "design.json", "hardware.yaml", "weights.pt"
-_MODEL_KEYS = {"name", "kwargs", "weight_bits", "act_bits", "first_signed"}
+_MODEL_KEYS = {"name", "kwargs", "weight_bits", "act_bits", "first_signed", "sha256"}
 
 
 @dataclass
@@ -55,12 +55,20 @@ class Design:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        s = int(self.meta["input_size"])
-        return int(self.meta["in_channels"]), s, s
+        h, w = input_hw(self.meta["input_size"])
+        return int(self.meta["in_channels"]), h, w
 
     @property
     def metrics(self) -> dict[str, Any]:
         return dict(self.meta.get("metrics") or {})
+
+
+def input_hw(size) -> tuple[int, int]:
+    """design.json's input_size: an int (square) or [H, W]."""
+    if isinstance(size, list | tuple):
+        h, w = size
+        return int(h), int(w)
+    return int(size), int(size)
 
 
 # --- building ---------------------------------------------------------------------------------------
@@ -89,18 +97,40 @@ def _check_model_spec(model: Any, where: str) -> dict[str, Any]:
     wb = model.get("weight_bits")
     if isinstance(wb, dict):
         wb = {str(k): tuple(v) if isinstance(v, list | tuple) else v for k, v in wb.items()}
-    return {"name": model["name"], "kwargs": dict(kwargs), "weight_bits": wb,
-            "act_bits": model.get("act_bits"), "first_signed": bool(model.get("first_signed", True))}
+    out = {"name": model["name"], "kwargs": dict(kwargs), "weight_bits": wb,
+           "act_bits": model.get("act_bits"), "first_signed": bool(model.get("first_signed", True))}
+    if model.get("sha256"):
+        out["sha256"] = str(model["sha256"])
+    return out
 
 
-def _build(meta: dict[str, Any], where: str) -> tuple[nn.Module, NetworkArch | None]:
+def _check_code(spec: dict[str, Any], code, where: str) -> None:
+    """A model from a user's file is rebuilt only when the caller's user named that file (`code`), and only
+    while the file is the one the design was saved with."""
+    from crossnas.usercode import file_sha256, is_code_spec, split_spec
+
+    name = spec["name"]
+    if not is_code_spec(name):
+        return
+    if name not in set(code or ()):
+        raise CrossnasError(f"{where}: model {name!r} is user code; crossnas runs code only from a file you "
+                            "name yourself: pass --model with that file.py:NAME")
+    path, _ = split_spec(name, "model")
+    if spec.get("sha256") and path.is_file() and file_sha256(path) != spec["sha256"]:
+        raise CrossnasError(f"{where}: model file {path} changed since the design was saved (sha256 "
+                            f"{spec['sha256'][:12]}...); the weights may not fit it")
+
+
+def _build(meta: dict[str, Any], where: str, code=()) -> tuple[nn.Module, NetworkArch | None]:
     """The module described by design.json fields (fresh weights) and its NetworkArch if a subnet."""
     from crossnas.models import get_model
     from crossnas.quant import quantize_model
     from crossnas.supernet.model import build_subnet
 
     try:
-        c, k, s = int(meta["in_channels"]), int(meta["num_classes"]), int(meta["input_size"])
+        c, k = int(meta["in_channels"]), int(meta["num_classes"])
+        h, w = input_hw(meta["input_size"])
+        s = h if h == w else (h, w)
     except (KeyError, TypeError, ValueError) as e:
         raise CrossnasError(f"{where}: expected integer in_channels, num_classes and input_size ({e})"
                             ) from None
@@ -117,6 +147,7 @@ def _build(meta: dict[str, Any], where: str) -> tuple[nn.Module, NetworkArch | N
             raise CrossnasError(f"{where}: network/head: invalid ({e.__class__.__name__}: {e})") from None
         return build_subnet(arch, c, k, s, head_hidden=hidden, dropout=dropout), arch
     spec = _check_model_spec(meta["model"], where)
+    _check_code(spec, code, where)
     wb, ab = spec["weight_bits"], spec["act_bits"]
     try:
         module = get_model(spec["name"], c, k, s, **spec["kwargs"])
@@ -159,7 +190,7 @@ def _jsonable(x: Any) -> Any:
 
 # --- saving -----------------------------------------------------------------------------------------
 def save_design(path: str | os.PathLike, module: nn.Module, *, hardware: HardwareConfig | str | dict,
-                in_channels: int, num_classes: int, input_size: int,
+                in_channels: int, num_classes: int, input_size: int | tuple[int, int],
                 network: NetworkArch | dict | None = None, model: dict[str, Any] | None = None,
                 metrics: dict[str, Any] | None = None, name: str | None = None) -> Path:
     """Save `module` as a design folder at `path` (replacing an existing design there) and return it.
@@ -173,7 +204,7 @@ def save_design(path: str | os.PathLike, module: nn.Module, *, hardware: Hardwar
     hw = load_hardware(hardware)
     meta: dict[str, Any] = {"format": FORMAT, "name": str(name if name is not None else path.name),
                             "in_channels": int(in_channels), "num_classes": int(num_classes),
-                            "input_size": int(input_size)}
+                            "input_size": _size_json(input_size)}
     if (network is None) == (model is None):
         raise CrossnasError("save_design: give exactly one of network= (searched subnet) or model= "
                             "(baseline)")
@@ -192,12 +223,16 @@ def save_design(path: str | os.PathLike, module: nn.Module, *, hardware: Hardwar
                                 "extracted for")
     else:
         spec = _check_model_spec(model, "save_design")
+        from crossnas.usercode import code_files
+
+        for sha in code_files([spec["name"]]).values():
+            spec["sha256"] = sha
         meta["model"] = _jsonable(spec)
     meta["metrics"] = _jsonable(dict(metrics or {}))
     meta["software"] = _software()
 
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    rebuilt, _ = _build(meta, "save_design")
+    rebuilt, _ = _build(meta, "save_design", code=[meta.get("model", {}).get("name")])
     _load_state(rebuilt, state, "save_design")
     got, want = _quant_bits(module), _quant_bits(rebuilt)
     if got != want:
@@ -208,6 +243,11 @@ def save_design(path: str | os.PathLike, module: nn.Module, *, hardware: Hardwar
 
     _replace_dir(path, lambda tmp: _write_files(tmp, meta, hw, state))
     return path
+
+
+def _size_json(size) -> int | list[int]:
+    h, w = input_hw(size)
+    return h if h == w else [h, w]
 
 
 def _software() -> dict[str, str]:
@@ -271,11 +311,14 @@ def read_design_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def load_design(path: str | os.PathLike, device: str | torch.device = "cpu") -> Design:
-    """Rebuild a saved design: the module (eval mode, weights and bits loaded) and its hardware."""
+def load_design(path: str | os.PathLike, device: str | torch.device = "cpu", *, code=()) -> Design:
+    """Rebuild a saved design: the module (eval mode, weights and bits loaded) and its hardware.
+
+    A model from a user's file is rebuilt only when its `file.py:NAME` is in `code` (named by the user in
+    their own command or config, never taken from design.json alone)."""
     path = Path(path)
     meta = read_design_meta(path)
-    module, arch = _build(meta, str(path / DESIGN_JSON))
+    module, arch = _build(meta, str(path / DESIGN_JSON), code=code)
     hw_file = path / HARDWARE_YAML
     if not hw_file.is_file():
         raise CrossnasError(f"{hw_file}: not found")

@@ -6,7 +6,6 @@ module that is trained and the layers that are mapped can never disagree.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -61,97 +60,85 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def extract_layers(model: nn.Module, input_shape: tuple[int, ...], *, include_digital: bool = True
-                   ) -> list[LayerSpec]:
-    """Run `model` once on a zero input of shape (C, H, W) or (features,) and return its layers in order.
+def extract_layers(model: nn.Module, input_shape: tuple[int, ...], *, include_digital: bool = True,
+                   strict: bool = False) -> list[LayerSpec]:
+    """Run `model` once on a zero input of shape (C, H, W), (C, L) or (features,); its layers in order.
 
-    Conv2d/Linear (including the crossnas Quant* subclasses, whose bits are read), pooling and
-    ReLU-like activations are recorded by forward hooks; residual additions are found by tracing the
-    `torch.add`/`+` calls through `torch.fx` when possible and otherwise omitted.
+    Matrix layers are those `mapping_rules.mappable` accepts (Conv1d, Conv2d incl. grouped/depthwise, Linear;
+    the crossnas Quant* subclasses' bits are read). Everything else the forward pass computes is seen through
+    a torch function mode: element-wise activations (module or functional: ReLU, GELU, SiLU, Hardswish,
+    F.relu, ...) and residual additions/products become digital layers, pooling and reductions pooling
+    layers, shape bookkeeping is free; anything else is listed by `uncosted(layers)` and warned about
+    (`strict=True`: a CrossnasError naming it).
     """
-    records: list[LayerSpec] = []
-    hooks = []
+    from crossnas.network_trace import trace
 
-    def hook(name):
-        def fn(mod, inputs, output):
-            x = inputs[0]
-            records.append(_spec(name, mod, x, output))
-        return fn
+    records, skipped = trace(model, input_shape, _spec)
+    if not include_digital:
+        records = [r for r in records if r.kind in MATRIX_KINDS]
+    if skipped:
+        msg = f"not costed ({len(skipped)}): " + ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else "")
+        if strict:
+            raise CrossnasError(f"strict: the cost model cannot map {msg}")
+        import warnings
 
-    for name, mod in model.named_modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)) or (include_digital and isinstance(mod, _DIGITAL)):
-            hooks.append(mod.register_forward_hook(hook(name)))
-    was_training = model.training
-    model.eval()
-    try:
-        param = next(model.parameters(), None)
-        dev = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
-            model(torch.zeros((1, *input_shape), device=dev))
-    except Exception as e:  # noqa: BLE001 - any failure means the model cannot be traced
-        raise CrossnasError(f"model cannot be traced on input {tuple(input_shape)}: {e}") from None
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    if include_digital:
-        records.extend(_find_adds(model, input_shape))
-    return records
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    return _Layers(records, skipped)
 
 
-_DIGITAL = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.ReLU, nn.ReLU6)
+class _Layers(list):
+    """The layer list, carrying the names of what the tracer saw but could not cost (`.uncosted`)."""
+
+    def __init__(self, items, uncosted):
+        super().__init__(items)
+        self.uncosted = list(uncosted)
+
+
+def uncosted(layers) -> list[str]:
+    """What `extract_layers` saw but could not cost (names with the op), [] when everything is costed."""
+    return list(getattr(layers, "uncosted", []))
+
+
+def _hw2(t: torch.Tensor) -> tuple[int, int]:
+    if t.dim() == 4:
+        return (int(t.shape[2]), int(t.shape[3]))
+    if t.dim() == 3:
+        return (int(t.shape[2]), 1)
+    return (1, 1)
 
 
 def _spec(name: str, mod: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
     common = dict(weight_bits=getattr(mod, "weight_bits", None), act_bits=getattr(mod, "act_bits", None),
                   act_signed=bool(getattr(mod, "act_signed", False)))
-    if isinstance(mod, nn.Conv2d):
-        out_hw = (y.shape[2], y.shape[3])
-        macs = mod.out_channels * out_hw[0] * out_hw[1] * (mod.in_channels // mod.groups) * math.prod(
-            mod.kernel_size)
-        return LayerSpec(name, "conv", mod.in_channels, mod.out_channels, _pair(mod.kernel_size),
-                         _pair(mod.stride), _pair(mod.padding), mod.groups, (x.shape[2], x.shape[3]), out_hw,
-                         macs, has_bias=mod.bias is not None, **common)
+    if isinstance(mod, (nn.Conv2d, nn.Conv1d)):
+        out_hw = _hw2(y)
+        k = _pair(mod.kernel_size) if isinstance(mod, nn.Conv2d) else (int(mod.kernel_size[0]), 1)
+        st = _pair(mod.stride) if isinstance(mod, nn.Conv2d) else (int(mod.stride[0]), 1)
+        pd = mod.padding if isinstance(mod.padding, str) else (
+            _pair(mod.padding) if isinstance(mod, nn.Conv2d) else (int(mod.padding[0]), 0))
+        pd = (0, 0) if isinstance(pd, str) else pd
+        macs = mod.out_channels * out_hw[0] * out_hw[1] * (mod.in_channels // mod.groups) * k[0] * k[1]
+        return LayerSpec(name, "conv", mod.in_channels, mod.out_channels, k, st, pd, mod.groups, _hw2(x),
+                         out_hw, macs, has_bias=mod.bias is not None, **common)
     if isinstance(mod, nn.Linear):
-        return LayerSpec(name, "linear", mod.in_features, mod.out_features,
-                         macs=mod.in_features * mod.out_features, has_bias=mod.bias is not None, **common)
-    c = x.shape[1]
-    in_hw = (x.shape[2], x.shape[3]) if x.dim() == 4 else (1, 1)
-    out_hw = (y.shape[2], y.shape[3]) if y.dim() == 4 else (1, 1)
-    if isinstance(mod, (nn.ReLU, nn.ReLU6)):
-        return LayerSpec(name, "act", c, c, in_hw=in_hw, out_hw=out_hw, op="relu")
-    op = "max" if isinstance(mod, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)) else "avg"
-    k = _pair(getattr(mod, "kernel_size", 1) or 1) if not isinstance(
-        mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) else (
-        max(1, in_hw[0] // max(out_hw[0], 1)), max(1, in_hw[1] // max(out_hw[1], 1)))
-    stride = _pair(getattr(mod, "stride", None) or k[0]) if hasattr(mod, "stride") else k
-    return LayerSpec(name, "pool", c, c, kernel=k, stride=stride, in_hw=in_hw, out_hw=out_hw, op=op)
+        rows = max(1, x.numel() // max(mod.in_features, 1))  # Linear over a sequence: one output per row
+        return LayerSpec(name, "linear", mod.in_features, mod.out_features, in_hw=(rows, 1),
+                         out_hw=(rows, 1),
+                         macs=mod.in_features * mod.out_features * rows, has_bias=mod.bias is not None,
+                         **common)
+    raise CrossnasError(f"{name}: not a matrix layer")
 
 
-def _find_adds(model: nn.Module, input_shape) -> list[LayerSpec]:
-    """Element-wise residual additions, found by symbolic tracing (best effort)."""
-    import operator
-
-    try:
-        from torch.fx import GraphModule, Tracer
-        from torch.fx.passes.shape_prop import ShapeProp
-
-        class _LeafTracer(Tracer):
-            def is_leaf_module(self, m, qualname):  # quantized layers are leaves, not traced into
-                return isinstance(m, (nn.Conv2d, nn.Linear, *_DIGITAL)) or super().is_leaf_module(m, qualname)
-
-        gm = GraphModule(model, _LeafTracer().trace(model))
-        param = next(model.parameters(), None)
-        dev = param.device if param is not None else torch.device("cpu")
-        ShapeProp(gm).propagate(torch.zeros((1, *input_shape), device=dev))
-    except Exception:  # noqa: BLE001 - dynamic models: additions are then not listed
-        return []
-    out = []
-    for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
-            meta = node.meta.get("tensor_meta")
-            if meta is None or len(meta.shape) != 4:
-                continue
-            _, c, h, w = meta.shape
-            out.append(LayerSpec(node.name, "add", c, c, in_hw=(h, w), out_hw=(h, w), op="add"))
-    return out
+def digital_spec(name: str, kind: str, op: str, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+    """A digital layer (pool | act | add) from its input and output tensors (batch 1)."""
+    c_in = int(x.shape[1]) if x.dim() >= 2 else 1
+    c_out = int(y.shape[1]) if y.dim() >= 2 else 1
+    in_hw, out_hw = _hw2(x), _hw2(y)
+    if y.dim() < 2 or x.dim() > 4:  # flattened or unusual layouts: count elements as channels
+        c_in, c_out, in_hw, out_hw = int(x[0].numel()), int(max(y.numel(), 1)), (1, 1), (1, 1)
+    if kind == "pool":
+        k = (max(1, in_hw[0] // max(out_hw[0], 1)), max(1, in_hw[1] // max(out_hw[1], 1)))
+        if x.dim() == 4 and y.dim() == 2:  # global reduction (x.mean((2, 3)))
+            k = in_hw
+        return LayerSpec(name, "pool", c_in, c_out, kernel=k, stride=k, in_hw=in_hw, out_hw=out_hw, op=op)
+    return LayerSpec(name, kind, c_out, c_out, in_hw=out_hw, out_hw=out_hw, op=op)

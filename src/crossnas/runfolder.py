@@ -25,7 +25,7 @@ FORMAT = 1
 # the top-level names each kind writes: the only places --force may replace
 OWNED = {
     "run": ("run.json", "config.yaml", "supernet", "search", "designs", "baselines", "final", "final.json",
-            "report.md", "report.html", "report"),
+            "report.md", "report.html", "report", "run.log"),
     "supernet": ("checkpoint.pt", "checkpoint.pt.tmp", "metrics.jsonl"),
     "search": ("search_checkpoint.json", "evaluations.jsonl", "front_exact.json", "pareto.json", "pareto.csv",
                "history.csv", "pareto.png", "hypervolume.png", "stage1", "stage2"),

@@ -9,12 +9,18 @@ import sys
 
 from crossnas.errors import CrossnasError
 
-SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export")
+SUBCOMMANDS = ("evaluate", "space", "train_supernet", "simulate", "search", "run", "export", "config",
+               "hardware")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     runners = {}
-    parser = argparse.ArgumentParser(prog="crossnas", description=__doc__.split("\n")[0])
+    from crossnas import __version__
+    from crossnas.cli.helptext import DESCRIPTION, EPILOG, complete
+
+    parser = argparse.ArgumentParser(prog="crossnas", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"crossnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -27,6 +33,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         mod.add_parser(sub)
         for cmd in set(sub.choices) - before:
             runners[cmd] = mod.run
+    complete(parser)
     return parser, runners
 
 

@@ -13,13 +13,16 @@ from crossnas.errors import CrossnasError
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="latency / energy / area of a network on PIM hardware")
     p.add_argument("--model", required=True,
-                   help="built-in name (vgg8, lenet, resnet18-cifar) or path.py:factory")
-    p.add_argument("--input", required=True, help="input shape CxHxW, e.g. 3x32x32")
+                   help="built-in name (vgg8, lenet, resnet18-cifar) or path.py:NAME (a class or a factory)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
+                   help="extra keyword argument for the model (e.g. width_mult=0.5), repeatable")
+    p.add_argument("--input", required=True, help="input shape CxHxW, e.g. 3x32x32 (H may differ from W)")
     p.add_argument("--hardware", default="mnsim-default", help="preset name or YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--json", dest="json_out", help="write totals and layers as JSON")
     p.add_argument("--plot", help="write a stacked energy breakdown bar chart (PNG)")
+    p.add_argument("--strict", action="store_true", help="fail when an op the tracer sees cannot be costed")
 
 
 def parse_input(s: str) -> tuple[int, int, int]:
@@ -50,25 +53,25 @@ def _atomic_write(path: Path, write) -> None:
 def run(args) -> int:
     from crossnas.cost import evaluate_cost
     from crossnas.hardware import load_hardware, parse_set_args
-    from crossnas.models import get_model
-    from crossnas.network import extract_layers
+    from crossnas.models import get_model, parse_model_args
+    from crossnas.network import extract_layers, uncosted
 
     c, h, w = parse_input(args.input)
-    if h != w:
-        raise CrossnasError(f"--input: built-in models take square inputs, got {h}x{w}")
     hw = load_hardware(args.hardware, parse_set_args(args.set))
-    try:
-        model = get_model(args.model, c, args.num_classes, h)
-    except CrossnasError:
-        raise
-    except Exception as e:  # noqa: BLE001 - model construction failed on this input
-        raise CrossnasError(f"model {args.model!r} cannot be built for input {args.input}: {e}") from None
-    layers = extract_layers(model, (c, h, w))
+    model = get_model(args.model, c, args.num_classes, (h, w), **parse_model_args(args.model_arg))
+    import warnings
+
+    with warnings.catch_warnings():  # listed in the output below instead
+        warnings.filterwarnings("ignore", message="not costed")
+        layers = extract_layers(model, (c, h, w), strict=args.strict)
     report = evaluate_cost(layers, hw)
     _print(report)
+    skipped = uncosted(layers)
+    if skipped:
+        print(f"not costed ({len(skipped)}, --strict makes this an error): {', '.join(skipped)}")
     if args.json_out:
         data = report.to_dict()
-        data["model"], data["input"] = args.model, [c, h, w]
+        data["model"], data["input"], data["not_costed"] = args.model, [c, h, w], skipped
         _atomic_write(Path(args.json_out), lambda p: Path(p).write_text(json.dumps(data, indent=2)))
     if args.plot:
         _atomic_write(Path(args.plot), lambda p: plot_breakdown(report, p))

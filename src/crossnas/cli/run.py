@@ -26,7 +26,14 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="workers/actors for process or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT)")
     p.add_argument("--stop-after", default=None, choices=STAGES, help="end after this stage")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no bars or progress lines (the run's log "
+                                                                "file is still written)")
+    p.add_argument("--log-format", choices=("auto", "rich", "plain"), default="auto",
+                   help="progress: auto (rich bars on a terminal, else plain), rich, or plain (one "
+                        "timestamped line per epoch / generation / batch of evaluations / design)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config, the stage plan, the number of candidates and a time "
+                        "estimate from a short timed probe; writes nothing")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +46,13 @@ def run(args: argparse.Namespace) -> int:
     if overrides:
         cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update=overrides)})
     out = args.out or Path("runs") / (cfg.name or path.stem)
+    if args.dry_run:
+        from crossnas.pipeline.plan import dry_run
+
+        print(dry_run(cfg, out, device=args.device))
+        return 0
     res = run_pipeline(cfg, out, resume=args.resume, device=args.device, progress=not args.no_progress,
-                       stop_after=args.stop_after, force=args.force)
+                       stop_after=args.stop_after, log_format=args.log_format, force=args.force)
     if res.final:
         for e in res.final["entries"]:
             t, c = e["test"], e["cost"]["totals"]

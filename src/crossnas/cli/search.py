@@ -50,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     search_cfg = load_search_config({**cfg.search.model_dump(), **overrides}) if overrides else cfg.search
     if not args.supernet.is_file():
         raise CrossnasError(f"--supernet: file {args.supernet} not found (train one with train-supernet)")
+    from crossnas.pipeline.inputs import require_square
     from crossnas.runfolder import claim
 
     with claim(args.out, "search", resume=args.resume, force=args.force):
-        splits = load_splits(cfg)
+        splits = require_square(load_splits(cfg))
         space = resolve_space(cfg, splits.input_size)
         supernet = build_supernet(cfg, splits, space)
         load_checkpoint(supernet, args.supernet)

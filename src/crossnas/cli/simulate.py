@@ -13,12 +13,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("simulate", help="analog PIM inference accuracy of a trained model")
     p.add_argument("--design", default=None, help="saved design folder (module, weights and hardware.yaml); "
                    "instead of --model/--weights/--hardware")
-    p.add_argument("--model", default=None, help="model registry name (with --weights and --hardware)")
+    p.add_argument("--model", default=None, help="built-in name or path.py:NAME (with --weights and "
+                   "--hardware); with --design: the user's model file the design was built from")
+    p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
+                   help="extra keyword argument for --model, repeatable")
     p.add_argument("--weights", default=None, help="state_dict file (torch.save)")
     p.add_argument("--hardware", default=None,
                    help="hardware preset name or YAML overlay (with --design: replaces the design's)")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="hardware override, repeatable")
-    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("--data", required=True,
+                   help="digits, fashion-mnist, cifar10, cifar100, synthetic:CxHxW:classes:n, npz:FILE, "
+                   "folder:DIR or python:FILE.py:FUNCTION")
     p.add_argument("--chips", type=int, default=5, help="chip instances (device effects redrawn)")
     p.add_argument("--fidelity", choices=["exact", "fast"], default="exact")
     p.add_argument("--json", default=None, help="write the result to this JSON file")
@@ -32,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from crossnas.data import load_dataset
     from crossnas.hardware.config import load_hardware, parse_set_args
-    from crossnas.models import get_model
+    from crossnas.models import get_model, parse_model_args
 
     for flag, value in (("--chips", args.chips), ("--batch-size", args.batch_size),
                         ("--calib-batches", args.calib_batches)):
@@ -41,7 +46,10 @@ def run(args) -> int:
     if args.json and Path(args.json).is_dir():
         raise CrossnasError(f"--json: {args.json} is a folder (give a file name)")
     if args.design is not None:
-        if args.model is not None or args.weights is not None:
+        from crossnas.usercode import is_code_spec
+
+        # with --design, --model only names the user's model file the design needs (its code runs then)
+        if args.weights is not None or (args.model is not None and not is_code_spec(args.model)):
             raise CrossnasError("--design: give either --design or --model/--weights, not both")
         return _run_design(args)
     missing = [f"--{k}" for k in ("model", "weights", "hardware") if getattr(args, k) is None]
@@ -49,7 +57,8 @@ def run(args) -> int:
         raise CrossnasError(f"{', '.join(missing)}: required (or give --design DIR)")
     hw = load_hardware(args.hardware, parse_set_args(args.set))
     splits = load_dataset(args.data, seed=args.seed)
-    model = get_model(args.model, splits.in_channels, splits.num_classes, splits.input_size)
+    c, h, w = splits.input_shape
+    model = get_model(args.model, c, splits.num_classes, (h, w), **parse_model_args(args.model_arg))
     from crossnas.safeload import load_tensors
 
     wpath = Path(args.weights)
@@ -61,7 +70,8 @@ def run(args) -> int:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise CrossnasError(f"--weights: does not match model {args.model!r}: {str(e)[:300]}") from None
+        msg = " ".join(str(e).split())
+        raise CrossnasError(f"--weights: does not match model {args.model!r}: {msg[:300]}") from None
     return _simulate(args, model, hw, splits, {"model": args.model})
 
 
@@ -70,14 +80,14 @@ def _run_design(args) -> int:
     from crossnas.design import load_design
     from crossnas.hardware.config import load_hardware, parse_set_args
 
-    d = load_design(args.design)
+    d = load_design(args.design, code=[args.model] if args.model else ())
     hw = load_hardware(args.hardware if args.hardware is not None else d.hardware, parse_set_args(args.set))
     splits = load_dataset(args.data, seed=args.seed)
-    got = (splits.in_channels, splits.num_classes, splits.input_size)
-    want = (d.meta["in_channels"], d.meta["num_classes"], d.meta["input_size"])
+    got = (*splits.input_shape, splits.num_classes)
+    want = (*d.input_shape, d.meta["num_classes"])
     if got != want:
-        raise CrossnasError(f"--data {args.data!r}: (channels, classes, input size) {got} do not match the "
-                            f"design's {want}")
+        raise CrossnasError(f"--data {args.data!r}: (channels, height, width, classes) {got} do not match "
+                            f"the design's {want}")
     return _simulate(args, d.module, hw, splits, {"design": str(args.design), "model": d.name})
 
 

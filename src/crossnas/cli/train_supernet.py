@@ -31,12 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args.config)
     train_cfg = cfg.supernet.model_copy(update={"device": args.device}) if args.device else cfg.supernet
+    from crossnas.pipeline.inputs import require_square
+
     with claim(args.out, "supernet", resume=args.resume, force=args.force):
-        splits = load_splits(cfg)
+        splits = require_square(load_splits(cfg))
         supernet = build_supernet(cfg, splits, resolve_space(cfg, splits.input_size))
         hist = train_supernet(supernet, splits, train_cfg, args.out,
                               resume=args.resume and (args.out / "checkpoint.pt").exists(),
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, augment=cfg.augment)
     if hist:
         last = {k: v for k, v in hist[-1].items() if k != "val"}
         print(json.dumps(last))

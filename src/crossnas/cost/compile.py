@@ -10,6 +10,7 @@ import numpy as np
 
 from crossnas.errors import CrossnasError
 from crossnas.hardware import tables as T
+from crossnas.hardware.adc_law import LAW_KINDS
 from crossnas.hardware.config import HardwareConfig
 from crossnas.network import MATRIX_KINDS, LayerSpec
 
@@ -81,6 +82,14 @@ class LayerTable:
             return np.full(len(self), hw.adc.bits, dtype=np.int64)
         key = tuple(sorted(hw.adc.per_layer.items())) + (hw.adc.bits,)
         if key not in self._adc_cache:
+            from fnmatch import fnmatchcase
+
+            mats = [n for n, m in zip(self.names, self.is_matrix) if m]
+            for pattern in hw.adc.per_layer:
+                if not any(fnmatchcase(n, pattern) for n in mats):
+                    shown = ", ".join(mats[:6]) + (", ..." if len(mats) > 6 else "")
+                    raise CrossnasError(f"adc.per_layer[{pattern!r}]: names no matrix layer of this network "
+                                        f"(matrix layers: {shown})")
             self._adc_cache[key] = np.array([hw.adc_bits_for(n) for n in self.names], dtype=np.int64)
         return self._adc_cache[key]
 
@@ -96,7 +105,12 @@ _HW_FIELDS = {
     "kernel_aligned": lambda h: h.crossbar.row_packing == "kernel_aligned",
     "per_crossbar": lambda h: h.crossbar.slice_placement == "per_crossbar",
     "dac_bits": lambda h: h.dac.bits, "rows_per_dac": lambda h: h.dac.rows_per_dac,
+    "wire_r": lambda h: h.crossbar.wire_r_ohm, "wire_c": lambda h: h.crossbar.wire_c_f,
     "adc_bits": lambda h: h.adc.bits, "cols_per_adc": lambda h: h.adc.cols_per_adc,
+    "per_layer": lambda h: bool(h.adc.per_layer),
+    "adc_ref_bits": lambda h: h.adc.bits if h.adc.reference_bits is None else h.adc.reference_bits,
+    "law_kind": lambda h: LAW_KINDS.index(h.adc.law.kind), "law_corner": lambda h: h.adc.law.corner_bits,
+    "law_thermal": lambda h: h.adc.law.thermal_bits, "law_area_corner": lambda h: h.adc.law.area_corner_bits,
     "adc_rate": lambda h: h.adc.sample_rate_hz,
     "adc_power": lambda h: np.nan if h.adc.power_w is None else h.adc.power_w,
     "adc_area": lambda h: np.nan if h.adc.area_um2 is None else h.adc.area_um2,

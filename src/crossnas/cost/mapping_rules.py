@@ -62,7 +62,7 @@ def row_tile_bounds(rows_needed: int, rows_per_tile_: int) -> list[tuple[int, in
 
 
 def mappable(module) -> bool:
-    """Whether a module is a matrix layer that goes onto crossbars, for the cost model and the simulator alike.
+    """Whether a module is a matrix layer on crossbars, for the cost model and the simulator alike.
 
     Conv1d, Conv2d (grouped and depthwise ones as one set of tiles per group) and Linear map; everything
     else runs in digital periphery or, when neither side knows it, is listed as not costed, never skipped.

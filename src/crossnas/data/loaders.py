@@ -44,12 +44,19 @@ class DataSplits:
     """Positions of each split's samples in the source pool (`train` and `val` index the same pool as each
     other; `test` indexes the test pool, which is the whole set for digits/synthetic)."""
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image; `input_size` is H (the search space takes square inputs)."""
+        c, h, w = self.train.tensors[0].shape[1:]
+        return int(c), int(h), int(w)
+
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
 def list_datasets() -> list[str]:
-    return ["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic:CxHxW:classes:n"]
+    return ["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic:CxHxW:classes:n", "npz:FILE",
+            "folder:DIR", "python:FILE.py:FUNCTION"]
 
 
 # --- shared helpers -------------------------------------------------------------------------------
@@ -275,13 +282,27 @@ def load_dataset(
     val_fraction: float = 0.1,
     limit: int | None = None,
     download: bool = False,
+    path: str | Path | None = None,
+    factory: str | None = None,
+    layout: str = "auto",
+    size: int | tuple[int, int] | None = None,
+    test_fraction: float | None = None,
 ) -> DataSplits:
     """Load `name` as fixed seeded splits; `limit` caps train (val and test to limit // 5) for quick runs.
 
     digits/synthetic: a seeded 20% test split, then val from train; fashion-mnist/cifar: the official test
-    set is the test split and val is carved from the official train set.
+    set is the test split and val is carved from the official train set. The user's own data
+    (`crossnas.data.sources`): `npz` (with `path`, `layout`, `test_fraction`), `folder` (with `path`,
+    `size`, `test_fraction`) and `python` (with `factory`); the `--data` forms `npz:FILE`, `folder:DIR`
+    and `python:FILE.py:FUNCTION` carry the path or factory in the name.
     """
+    from crossnas.data.sources import SOURCES, parse_data_spec
+
     kw = {"seed": seed, "val_fraction": val_fraction, "limit": limit}
+    spec = parse_data_spec(name)
+    if spec["name"] in SOURCES:
+        return _load_user(spec["name"], path=spec.get("path", path), factory=spec.get("factory", factory),
+                          layout=layout, size=size, test_fraction=test_fraction, **kw)
     key = name.lower()
     if key == "digits":
         return _load_digits(**kw)
@@ -292,3 +313,23 @@ def load_dataset(
     if key.startswith("synthetic"):
         return _load_synthetic(name, **kw)
     raise CrossnasError(f"dataset {name!r} unknown; known: {', '.join(list_datasets())}")
+
+
+def _load_user(kind: str, *, path, factory, layout: str, size, test_fraction, seed: int, **kw) -> DataSplits:
+    from crossnas.data import sources
+
+    if kind == "python":
+        if not factory:
+            raise CrossnasError("data.factory: expected path/to/file.py:FUNCTION for data name python")
+        a, label = sources.read_python(factory, seed=seed), f"python:{factory}"
+    else:
+        if not path:
+            what = "file" if kind == "npz" else "folder"
+            raise CrossnasError(f"data.path: expected a {what} for data name {kind}")
+        if kind == "npz":
+            a = sources.read_npz(path, layout=layout, test_fraction=test_fraction, seed=seed)
+        else:
+            a = sources.read_folder(path, size=size, test_fraction=test_fraction, seed=seed)
+        label = f"{kind}:{path}"
+    return _finish(label, a.xtr, a.ytr, a.xte, a.yte, num_classes=a.num_classes, seed=seed, itr=a.itr,
+                   ite=a.ite, **kw)

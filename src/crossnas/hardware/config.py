@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crossnas.errors import ConfigError, CrossnasError, validated
+from crossnas.hardware.adc_law import ADCLaw
 from crossnas.yamlio import parse_value, read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -71,7 +72,7 @@ class CrossbarConfig(_Strict):
     """im2col: C*k*k rows split every `rows`; kernel_aligned: whole k*k kernels, floor(rows/k^2) channels."""
     slice_placement: Literal["packed", "per_crossbar"] = "per_crossbar"
     """Weight slices side by side in one array's columns (ISAAC) or one array per slice (MNSIM-2.0)."""
-    wire_r_ohm: float = Field(0.52, ge=0, allow_inf_nan=False)
+    wire_r_ohm: float = Field(0.35, ge=0, allow_inf_nan=False)
     """Wire resistance of one cell segment of a word or bit line (ohm). Read by the cost model (bit-line RC
     read time) and the simulator (IR drop): one physics, one field. Default: 130 nm estimate, see presets."""
     wire_c_f: float = Field(0.24e-15, ge=0, allow_inf_nan=False)
@@ -93,11 +94,15 @@ class ADCConfig(_Strict):
     cols_per_adc: int = Field(2, ge=1)
     """Columns sharing one ADC (time-multiplexed); kept when the crossbar size changes."""
     sample_rate_hz: float = Field(1e9, gt=0, le=1e11, allow_inf_nan=False)
-    """Conversions per second of one ADC."""
+    """Conversions per second of one ADC at `reference_bits` (other bits: `law`)."""
     power_w: float | None = Field(None, gt=0, allow_inf_nan=False)
-    """Power of one ADC; None takes it from `energy_table` at `bits` (energy = power / rate)."""
+    """Power of one ADC at `reference_bits`; None takes energy from `energy_table` at each layer's bits."""
     area_um2: float | None = Field(None, gt=0, allow_inf_nan=False)
-    """Area of one ADC; None takes it from `energy_table`."""
+    """Area of one ADC at `reference_bits`; None takes it from `energy_table`."""
+    reference_bits: int | None = Field(None, ge=1, le=16)
+    """Resolution at which power_w, area_um2 and sample_rate_hz hold; None means `bits`."""
+    law: ADCLaw = Field(default_factory=ADCLaw)
+    """How energy, area and conversion time scale with bits from `reference_bits` (hardware/adc_law.py)."""
     energy_table: Literal["murmann", "isaac", "neurosim", "mnsim"] = "murmann"
     """Which component table gives energy/area per conversion when not set explicitly."""
     range: Literal["full_scale", "calibrated"] = "calibrated"
@@ -170,7 +175,12 @@ class HardwareConfig(_Strict):
         data = self.model_dump()
         for key, value in overrides.items():
             _set_dotted(data, key, value)
-        return _validate(data, source="override")
+        out = _validate(data, source="override")
+        if "name" not in overrides:  # a changed chip is not the preset: `mnsim-default+xbar64+adc8`
+            from crossnas.hardware.naming import derived_name
+
+            out.name = derived_name(self.name, self.model_dump(), out.model_dump())
+        return out
 
     def adc_bits_for(self, layer_name: str) -> int:
         """ADC resolution of one layer (per-layer glob override, else global)."""
@@ -229,13 +239,24 @@ def _resolve(data: dict, source: str, seen: tuple[str, ...] = ()) -> dict:
     return _merge(parent, data)
 
 
+def overlay_name(raw: dict, hw: HardwareConfig) -> HardwareConfig:
+    """An overlay on `base:` without a name of its own is named after its base and its changes."""
+    if not raw.get("base") or "name" in raw:
+        return hw
+    from crossnas.hardware.naming import derived_name
+
+    base = load_hardware(raw["base"])
+    hw.name = derived_name(base.name, base.model_dump(), hw.model_dump())
+    return hw
+
+
 def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str, Any] | None = None
                   ) -> HardwareConfig:
     """A preset name, a YAML path (overlay on `base:`), a dict, or a config; then dotted overrides."""
     if isinstance(spec, HardwareConfig):
         hw = spec
     elif isinstance(spec, dict):
-        hw = _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware")
+        hw = overlay_name(spec, _validate(_resolve(copy.deepcopy(spec), "hardware"), source="hardware"))
     else:
         s = str(spec)
         if s in list_presets():
@@ -244,7 +265,8 @@ def load_hardware(spec: str | Path | dict | HardwareConfig, overrides: dict[str,
             path = Path(s)
         else:
             raise CrossnasError(f"hardware: expected a preset {list_presets()} or a .yaml file, got {s!r}")
-        hw = _validate(_resolve(_load_yaml(path), str(path)), source=str(path))
+        raw = _load_yaml(path)
+        hw = overlay_name(raw, _validate(_resolve(copy.deepcopy(raw), str(path)), source=str(path)))
     return hw.with_overrides(overrides)
 
 

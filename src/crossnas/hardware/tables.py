@@ -1,4 +1,4 @@
-"""Component tables for the PIM cost model; every constant names its source (see pim-components.md).
+"""Component tables for the PIM cost model; every constant names its source next to it.
 
 Units: energy in joules, area in um^2, power in watts, time in seconds. Technology scaling (stated rule):
 digital/periphery energies scale linearly with the node (E ~ C V^2 with C ~ node at fixed V); areas
@@ -110,10 +110,20 @@ DAC_1B_POWER_W = 3.9e-6  # ISAAC 1-bit DAC (MNSIM-2.0 DAC.py), at 1 GS/s; double
 DAC_1B_AREA_UM2 = 0.166  # ISAAC 1-bit DAC; doubles per extra bit
 DAC_RATE_HZ = 1e9  # ISAAC DAC rate
 DAC_NODE_NM = 32.0  # ISAAC node
+# A b-bit DAC settles to within 1/2 LSB in (b + 1) ln2 time constants (Razavi, Principles of Data Conversion
+# System Design, 1995, ch. 2): conversion time ~ (b + 1), normalised to ISAAC's 1-bit DAC at 1 GS/s.
+
+
+def dac_time_s(bits):
+    return (np.asarray(bits, dtype=float) + 1.0) / 2.0 / DAC_RATE_HZ
+
+
+def dac_power_w(bits):
+    return DAC_1B_POWER_W * 2.0 ** (np.asarray(bits, dtype=float) - 1)
 
 
 def dac_energy_j(bits):
-    return DAC_1B_POWER_W / DAC_RATE_HZ * 2.0 ** (np.asarray(bits, dtype=float) - 1)
+    return dac_power_w(bits) / DAC_RATE_HZ
 
 
 def dac_area_um2(bits):
@@ -132,17 +142,33 @@ CELL_ACTIVITY = 0.25  # NeuroSim density convention (50% inputs x 50% weights)
 
 # --- Digital periphery (Horowitz, ISSCC 2014, 45 nm) ------------------------------------------------
 DIGITAL_NODE_NM = 45.0  # Horowitz ISSCC 2014 node
-SHIFT_ADD_ENERGY_J = 0.1e-12  # Horowitz 2014: 32-bit int add 0.1 pJ (shift-add of partial sums)
+# ISAAC Table 6: 4 shift-and-add units per IMA, 0.2 mW, serving 8 ADCs at 1.2 GS/s -> 0.021 pJ per partial
+# sum at 32 nm (derivation as in hwcomponents-library's IsaacShiftAdd); node SHIFT_ADD_NODE_NM.
+SHIFT_ADD_ENERGY_J = 0.2e-3 / (8 * 1.2e9)
 DIGITAL_OP_ENERGY_J = 0.03e-12  # Horowitz 2014: 8-bit int add 0.03 pJ (activation/pooling compare/add)
 SRAM_BIT_ENERGY_J = 10e-12 / 64  # Horowitz 2014: 64-bit read of an 8 KB SRAM 10 pJ
-INTERCONNECT_BIT_ENERGY_J = 0.5e-12  # crossnas assumption: ~5 mm on-chip wire at 0.1 pJ/bit/mm (Horowitz)
-LEAKAGE_W_PER_TILE = 1e-3  # crossnas assumption: buffers + periphery static power per tile at 45 nm
+# ISAAC Table 6 router (42 mW shared by 4 tiles, 256-bit flits at the eDRAM bandwidth): 20.74 pJ per 256-bit
+# transfer at 32 nm (hwcomponents-library IsaacRouter derivation) -> 0.081 pJ per bit per router hop.
+INTERCONNECT_BIT_ENERGY_J = 20.74e-12 / 256
+INTERCONNECT_NODE_NM = 32.0  # ISAAC node
+# Static power of a tile's SRAM buffer: ITRS 2013 PIDS low-standby-power transistors, Ioff ~ 10 pA/um at
+# 45-22 nm, about 2 um of leaking width per 6T cell (with its share of periphery) -> 20 pW per bit at 1 V.
+# Ioff per um rises as the node shrinks while the width per cell falls, so the figure is held node-independent
+# (a larger node does not leak more). ADCs/DACs are SAR / switched: no static bias counted.
+LEAKAGE_W_PER_BIT = 20e-12
 DIGITAL_LANES_PER_TILE = 64  # crossnas assumption: parallel digital units (act/pool/add) per tile
 
 # --- Area -----------------------------------------------------------------------------------------
 SRAM_UM2_PER_KB = 1600.0  # CACTI-style 45 nm SRAM ~0.1 mm2 per 64 KB (ISAAC Table 6: 64 KB eDRAM 0.083 mm2)
 SHIFT_ADD_AREA_UM2 = 60.0  # ISAAC Table 6: shift-and-add 60 um2 per IMA unit (32 nm)
 SHIFT_ADD_NODE_NM = 32.0  # ISAAC node
+
+# --- Wires and read timing ------------------------------------------------------------------------
+# A line of n cell segments (wire_r_ohm, wire_c_f each) driven through a cell's on-resistance: Elmore delay
+# of a distributed RC line with a source resistance, tau = (R_src + R_line / 2) C_line (Rabaey, Digital
+# Integrated Circuits, 2nd ed., ch. 4). Settling to 1/2 LSB of a b-bit ADC takes (b + 1) ln2 tau (Razavi
+# 1995, ch. 2). The word line is driven by a strong driver: its 50% delay is 0.38 R C (Rabaey ch. 4).
+WORDLINE_ELMORE = 0.38
 
 
 def scale_energy(e, from_nm, to_nm):

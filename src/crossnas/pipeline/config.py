@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crossnas.errors import CrossnasError, validated
+from crossnas.data.augment import AugmentConfig
+from crossnas.errors import ConfigErrors
 from crossnas.search.config import SearchConfig
 from crossnas.supernet.train import SupernetTrainConfig
 from crossnas.yamlio import read_yaml_mapping
@@ -24,11 +25,22 @@ class _Strict(BaseModel):
 
 class DataSection(_Strict):
     name: str
+    """A built-in dataset, or the user's own: npz (with path), folder (with path) or python (with factory)."""
     root: str | None = None
     seed: int = 0
     val_fraction: float = Field(0.1, gt=0, lt=1)
     limit: int | None = Field(None, ge=10)
     download: bool = False
+    path: str | None = None
+    """npz: the .npz file; folder: the folder with one sub-folder of PNG/JPEG images per class."""
+    factory: str | None = None
+    """python: path/to/file.py:FUNCTION returning {"train": Dataset, "test": Dataset, "num_classes": int}."""
+    layout: Literal["nchw", "nhwc", "auto"] = "auto"
+    """npz: axis order of the images; auto takes the smaller of axes 1 and 3 as channels."""
+    size: int | tuple[int, int] | None = Field(None)
+    """folder: resize every image to H (square) or [H, W] pixels; unset: all images must share one size."""
+    test_fraction: float | None = Field(None, gt=0, lt=1)
+    """npz with only x/y, or folder: fraction held out as the seeded test split (default 0.2)."""
 
 
 class SpaceSection(_Strict):
@@ -97,6 +109,8 @@ class RunConfig(_Strict):
     name: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data: DataSection
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Training-batch augmentation for the supernet and retraining (crossnas.data.augment)."""
     space: SpaceSection
     supernet: SupernetTrainConfig = Field(default_factory=SupernetTrainConfig)
     hardware: HardwareSection = Field(default_factory=HardwareSection)
@@ -114,22 +128,11 @@ def load_run_config(source: str | Path | dict) -> RunConfig:
         raw, where = source, "config"
     else:
         raw, where = read_yaml_mapping(Path(source), "run config"), str(source)
-    cfg = validated(RunConfig, raw, where)
-    from crossnas.data import list_datasets
-    from crossnas.space.crosslayer import load_spec
-    from crossnas.space.presets import get_space_spec
+    from crossnas.pipeline.checks import config_problems
 
-    name = cfg.data.name
-    if name not in list_datasets() and not name.startswith("synthetic:"):
-        raise CrossnasError(f"{where}: data.name: expected one of {', '.join(list_datasets())}, got {name!r}")
-    for field, check in (("hardware", lambda: resolve_hardware(cfg)),
-                         ("space", lambda: get_space_spec(cfg.space.preset) if cfg.space.preset
-                          else load_spec(cfg.space.file))):
-        try:
-            check()
-        except CrossnasError as e:
-            msg = str(e)
-            raise CrossnasError(f"{where}: {msg if msg.startswith(field) else f'{field}: {msg}'}") from None
+    cfg, problems = config_problems(raw, where)
+    if problems:
+        raise ConfigErrors(problems)
     return cfg
 
 
@@ -138,7 +141,8 @@ def load_splits(cfg: RunConfig):
 
     d = cfg.data
     return load_dataset(d.name, root=d.root, seed=d.seed, val_fraction=d.val_fraction, limit=d.limit,
-                        download=d.download)
+                        download=d.download, path=d.path, factory=d.factory, layout=d.layout, size=d.size,
+                        test_fraction=d.test_fraction)
 
 
 def build_supernet(cfg: RunConfig, splits, space):

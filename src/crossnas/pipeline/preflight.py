@@ -1,6 +1,6 @@
 """Validate before work: everything a run will need is checked before its first stage runs.
 
-Data availability (the splits are loaded here and handed to the pipeline), baseline names and their
+Data availability (crossnas.pipeline.inputs reads the splits), baseline names and their
 arguments, the selection metric and budget against the metrics a search produces, and the Ray cluster
 (a connect probe). A check is skipped when every stage that needs it is already done, so a finished
 search resumes though its cluster went away.
@@ -21,39 +21,32 @@ def done_stages(run_dir: Path, resume: bool) -> set[str]:
     return {s for s, rec in read_state(path)["stages"].items() if rec["status"] == "done"}
 
 
-def check_before_work(cfg, done: set[str]):
-    """Raise a CrossnasError naming the field for anything a pending stage would fail on; returns the
-    data splits (None when no pending stage reads data)."""
+def check_before_work(cfg, done: set[str], splits) -> None:
+    """Raise a CrossnasError naming the field for anything a pending stage would fail on (the data was
+    read by `crossnas.pipeline.inputs.check_inputs`)."""
     pending = [s for s in STAGES if s not in done]
-    splits = None
-    if any(s != "report" for s in pending):
-        from crossnas.pipeline.config import load_splits
-
-        try:
-            splits = load_splits(cfg)
-        except CrossnasError as e:
-            msg = str(e)
-            raise CrossnasError(msg if msg.startswith("data") else f"data: {msg}") from None
     if "baselines" in pending:
         _check_baselines(cfg, splits)
     if "retrain" in pending:
         _check_select(cfg)
     if "search" in pending:
         _check_backend(cfg.search)
-    return splits
 
 
 def _check_baselines(cfg, splits) -> None:
     from crossnas.models import get_model
+    from crossnas.usercode import is_code_spec
 
     bc = cfg.baselines
     extra = sorted(set(bc.width_mult) - set(bc.models))
     if extra:
         raise CrossnasError(f"baselines.width_mult: {extra[0]!r} is not one of baselines.models {bc.models}")
     for name in bc.models:
+        # the arguments stage_baselines passes: a user's model gets width_mult only when it is given
+        kwargs = {} if is_code_spec(name) and name not in bc.width_mult else {
+            "width_mult": bc.width_mult.get(name, 1.0)}
         try:
-            get_model(name, splits.in_channels, splits.num_classes, splits.input_size,
-                      width_mult=bc.width_mult.get(name, 1.0))
+            get_model(name, splits.in_channels, splits.num_classes, splits.input_size, **kwargs)
         except CrossnasError as e:
             raise CrossnasError(f"baselines.models: {e}") from None
 

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from crossnas.progress import Task, task_for
+
 
 def _weights(module: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -33,11 +35,16 @@ def accuracy(module: nn.Module, loader, device: torch.device) -> float:
 
 def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, batch_size: int = 128,
               momentum: float = 0.9, weight_decay: float = 5e-4, noise_sigma: float = 0.0, seed: int = 0,
-              device: torch.device | str = "cpu", progress: bool = False, label: str = "train") -> dict:
+              device: torch.device | str = "cpu", progress: bool | Task = False, label: str = "train",
+              augment=None) -> dict:
     """Train `module` in place (SGD, cosine schedule); returns val accuracy before/after and the epochs.
+    `progress`: a bar of its own (True) or a step of the caller's stage task (`crossnas.progress.Task`).
 
-    Reproducible: the shuffling generator and the noise generator are seeded from `seed`.
+    Reproducible: the shuffling generator and the noise generator are seeded from `seed`. `augment`
+    (`crossnas.data.augment.AugmentConfig`) transforms the training batches, never the val batches.
     """
+    from crossnas.data.augment import augment_batch, epoch_generator
+
     device = torch.device(device)
     module.to(device)
     val_loader = DataLoader(val_set, batch_size=256)
@@ -51,12 +58,14 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
     steps = epochs * len(loader)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     weights = _weights(module)
-    bar = _bar(label, epochs) if progress else None
-    try:
-        for _ in range(epochs):
+    with task_for(progress, label, epochs, "epochs") as bar:
+        for epoch in range(epochs):
             module.train()
+            aug_gen = epoch_generator(seed, epoch, salt=1) if augment is not None and augment.active else None
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
+                if aug_gen is not None:
+                    x = augment_batch(x, augment, aug_gen)
                 clean = [w.detach().clone() for w in weights] if noise_sigma > 0 else None
                 if clean is not None:
                     with torch.no_grad():
@@ -73,26 +82,8 @@ def train_qat(module: nn.Module, train_set, val_set, *, epochs: int, lr: float, 
                 opt.step()
                 sched.step()
             if bar is not None:
-                bar.advance()
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.advance(1)
+                bar.line(f"{label} epoch {epoch + 1}/{epochs} loss {loss.item():.4f}")
     module.eval()
     return {"epochs": epochs, "noise_sigma": noise_sigma, "val_acc_before": before,
             "val_acc_after": accuracy(module, val_loader, device)}
-
-
-class _bar:
-    def __init__(self, label: str, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.p = Progress(TextColumn(f"[bold]{label}[/] epochs"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn())
-        self.t = self.p.add_task(label, total=total)
-        self.p.start()
-
-    def advance(self) -> None:
-        self.p.advance(self.t)
-
-    def close(self) -> None:
-        self.p.stop()

@@ -27,7 +27,11 @@ from crossnas.pipeline.config import (
     resolve_space,
 )
 from crossnas.pipeline.state import STAGES, RunState
+from crossnas.progress import task_for
+from crossnas.search.accuracy import image_counts
 from crossnas.search.store import atomic_write
+
+LOG = "run.log"
 
 
 @dataclass
@@ -55,7 +59,8 @@ def hardware_summary(hw) -> dict:
     return {"crossbar": f"{hw.crossbar.rows}x{hw.crossbar.cols}", "bits_per_cell": hw.device.bits_per_cell,
             "adc_bits": hw.adc.bits, "adc_range": hw.adc.range, "dac_bits": hw.dac.bits,
             "device": hw.device.kind, "variation": hw.device.variation,
-            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate], "preset": hw.name}
+            "stuck_at": [hw.device.stuck_off_rate, hw.device.stuck_on_rate],
+            "name": hw.name, "preset": hw.name.split("+")[0]}
 
 
 def _write_snapshot(path: Path, snapshot: dict) -> None:
@@ -76,7 +81,15 @@ class _Pipeline:
         from crossnas.device import resolve_device
 
         self.cfg, self.run_dir, self.progress, self.backend = cfg, run_dir, progress, backend
+        from crossnas.pipeline.inputs import check_inputs, record_code
+
         self.device = resolve_device(device or cfg.device)
+        # the data is read and user code hashed before anything is written: bad input leaves no folder
+        from crossnas.pipeline.preflight import check_before_work, done_stages
+
+        done = done_stages(run_dir, resume)  # run.json checked first: a damaged one is named
+        self._splits, code = check_inputs(cfg, run_dir, resume=resume)
+        check_before_work(cfg, done, self._splits)
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
@@ -84,8 +97,9 @@ class _Pipeline:
 
         self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume,
                                    inputs=resolved_inputs(cfg))
+        record_code(self.state, code)
         _write_snapshot(run_dir / "config.yaml", snapshot)
-        self._splits, self._space, self._supernet = splits, None, None
+        self._space = self._supernet = None
         self.result: dict | None = None
         self.final: dict | None = None
         self.report_html: Path | None = None
@@ -151,7 +165,7 @@ class _Pipeline:
         with self.state.stage("supernet") as rec:
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
-                           progress=self.progress)
+                           progress=self.progress, augment=self.cfg.augment)
             from crossnas.pipeline.fingerprint import file_sha256
 
             rec["checkpoint_sha256"] = file_sha256(ckpt)
@@ -180,7 +194,8 @@ class _Pipeline:
         chosen = select_designs(result["pareto"], result["history"], result["objectives"], rule=sel.rule,
                                 k=sel.k, metric=sel.metric, budget=sel.budget)
         rc = self.cfg.retrain
-        with self.state.stage("retrain", self.supernet_inputs()):
+        with self.state.stage("retrain", self.supernet_inputs()), \
+                task_for(True, "retrain", len(chosen) * rc.epochs, "epochs") as bar:
             for i, (rec, reason) in enumerate(chosen):
                 ddir = self.run_dir / "designs" / f"design-{i + 1}"
                 if (ddir / "design.json").exists():
@@ -195,7 +210,7 @@ class _Pipeline:
                 info = train_qat(net, self.splits.train, self.splits.val, epochs=rc.epochs, lr=rc.lr,
                                  batch_size=rc.batch_size, momentum=rc.momentum, weight_decay=rc.weight_decay,
                                  noise_sigma=sigma, seed=rc.seed + i, device=self.device,
-                                 progress=self.progress, label=f"retrain design-{i + 1}")
+                                 progress=bar, label=f"design-{i + 1}", augment=self.cfg.augment)
                 s = self.splits
                 save_design(ddir, net.cpu(), hardware=hw, in_channels=s.in_channels,
                             num_classes=s.num_classes, input_size=s.input_size, network=arch.network,
@@ -205,19 +220,23 @@ class _Pipeline:
 
     def stage_baselines(self) -> None:
         from crossnas.design import save_design
-        from crossnas.models import get_model
+        from crossnas.models import get_model, model_label
         from crossnas.pipeline.retrain import train_qat
         from crossnas.quant import quantize_model
+        from crossnas.usercode import is_code_spec
 
         if self.state.done("baselines"):
             return
         bc, rc, hw, s = self.cfg.baselines, self.cfg.retrain, self.hardware, self.splits
-        with self.state.stage("baselines"):
+        with self.state.stage("baselines"), task_for(True, "baselines", len(bc.models) * bc.epochs,
+                                                     "epochs") as bar:
             for j, name in enumerate(bc.models):
-                bdir = self.run_dir / "baselines" / name
+                bdir = self.run_dir / "baselines" / model_label(name)
                 if (bdir / "design.json").exists():
                     continue
                 kwargs = {"width_mult": bc.width_mult.get(name, 1.0)}
+                if is_code_spec(name) and name not in bc.width_mult:
+                    kwargs = {}  # a user's model gets width_mult only when the config gives it one
                 torch.manual_seed(rc.seed + 1000 + j)
                 model = get_model(name, s.in_channels, s.num_classes, s.input_size, **kwargs)
                 wb, ab = hw.quant.weight_bits, hw.quant.act_bits
@@ -225,11 +244,11 @@ class _Pipeline:
                 sigma = hw.device.variation if rc.noise_sigma is None else rc.noise_sigma
                 info = train_qat(model, s.train, s.val, epochs=bc.epochs, lr=bc.lr, batch_size=rc.batch_size,
                                  momentum=rc.momentum, weight_decay=rc.weight_decay, noise_sigma=sigma,
-                                 seed=rc.seed + 1000 + j, device=self.device, progress=self.progress,
-                                 label=f"baseline {name}")
-                desc = f"{name} (width x{kwargs['width_mult']:g}) w{wb}a{ab}"
+                                 seed=rc.seed + 1000 + j, device=self.device, progress=bar,
+                                 label=model_label(name), augment=self.cfg.augment)
+                desc = f"{model_label(name)} (width x{kwargs.get('width_mult', 1.0):g}) w{wb}a{ab}"
                 save_design(bdir, model.cpu(), hardware=hw, in_channels=s.in_channels,
-                            num_classes=s.num_classes, input_size=s.input_size, name=name,
+                            num_classes=s.num_classes, input_size=s.input_size, name=model_label(name),
                             model={"name": name, "kwargs": kwargs, "weight_bits": wb, "act_bits": ab},
                             metrics={"retrain": info, "description": desc, "selected_by": "baseline"})
 
@@ -243,6 +262,7 @@ class _Pipeline:
         from crossnas.analog import evaluate_pim
         from crossnas.cost import evaluate_cost
         from crossnas.design import load_design
+        from crossnas.models import model_label
         from crossnas.network import extract_layers
 
         path = self.run_dir / "final.json"
@@ -251,8 +271,8 @@ class _Pipeline:
             return
         fc = self.cfg.final
         dirs = sorted((self.run_dir / "designs").glob("design-*"), key=lambda p: int(p.name.split("-")[1]))
-        dirs += [self.run_dir / "baselines" / m for m in self.cfg.baselines.models]
-        with self.state.stage("final"):
+        dirs += [self.run_dir / "baselines" / model_label(m) for m in self.cfg.baselines.models]
+        with self.state.stage("final"), task_for(True, "final", len(dirs), "designs") as bar:
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
             calib = [b for _, b in zip(range(fc.calib_batches), self.train_loader(fc.seed, fc.batch_size))]
@@ -265,11 +285,12 @@ class _Pipeline:
                     try:
                         rec = schema.read(cache, schema.FinalEntry, "one final evaluation")
                         entries.append(rec.model_dump())
+                        bar.advance(1)
                         continue
                     except CrossnasError:  # a derived cache: a damaged one is evaluated again
                         pass
                 t0 = time.perf_counter()
-                design = load_design(d)
+                design = load_design(d, code=self.cfg.baselines.models)
                 meta = design.meta.get("metrics") or {}
                 pim = evaluate_pim(design.module, loader, design.hardware, calib_loader=calib, chips=fc.chips,
                                    fidelity=fc.fidelity, seed=fc.seed, device=str(self.device))
@@ -283,9 +304,13 @@ class _Pipeline:
                          "test": {"accuracy_digital": float(pim.accuracy_digital),
                                   "accuracy_pim": float(pim.accuracy_pim),
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
-                                  "per_chip": [float(a) for a in pim.per_chip]},
+                                  "per_chip": [float(a) for a in pim.per_chip],
+                                  **image_counts(pim, info["n"])},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
                 entries.append(schema.write(cache, schema.FinalEntry, entry))
+                bar.advance(1)
+                bar.line(f"{d.name}: PIM {pim.accuracy_pim:.4f} +- {pim.accuracy_pim_std:.4f}, digital "
+                         f"{pim.accuracy_digital:.4f}, EDP {cost.totals['edp_js']:.3g} J*s")
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
                      "dataset": self.cfg.data.name, "entries": entries}
             final = schema.write(path, schema.FinalResult, final)
@@ -302,24 +327,29 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None, force: bool = False) -> RunResult:
+                 backend=None, log_format: str = "auto", force: bool = False) -> RunResult:
     """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption).
-    `force` replaces a previous run in `out_dir` (only the files crossnas wrote, see crossnas.runfolder)."""
+    `force` replaces a previous run in `out_dir` (only the files crossnas wrote, see crossnas.runfolder).
+
+    Progress (`crossnas.progress`): `log_format` auto (rich bars on a terminal, else plain lines), rich or
+    plain; `progress=False` prints none. Headers and unit lines also go to `out_dir/run.log`.
+    """
+    from crossnas.pipeline.progress_log import announce, stage_header
+    from crossnas.progress import Reporter, use
     from crossnas.runfolder import claim
 
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
     with claim(out_dir, "run", resume=resume, force=force) as folder:
-        from crossnas.pipeline.preflight import check_before_work, done_stages
-
-        splits = check_before_work(cfg, done_stages(Path(out_dir), resume))
-        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=progress, backend=backend,
-                      splits=splits)
-        for name in STAGES:
-            getattr(p, f"stage_{name}")()
-            folder.record()
-            if name == stop_after:
-                break
+        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=True, backend=backend)
+        with use(Reporter(log_format if progress else "off", log_path=Path(out_dir) / LOG)) as rep:
+            announce(rep, p)
+            for name in STAGES:
+                stage_header(rep, p, name)
+                getattr(p, f"stage_{name}")()
+                folder.record()
+                if name == stop_after:
+                    break
     return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
                      stages=p.state.data["stages"])

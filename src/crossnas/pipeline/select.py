@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from crossnas.errors import CrossnasError
+from crossnas.search.accuracy import exact_value
 from crossnas.search.problem import objective_matrix
 
 
@@ -12,9 +13,15 @@ def _sense(metric: str) -> str:
     return "max" if metric.startswith("accuracy") else "min"
 
 
-def _rank(records: list[dict], metric: str) -> list[dict]:
+def _rank(records: list[dict], metric: str, objectives: dict[str, str] | None = None) -> list[dict]:
+    """Best `metric` first; equal values (accuracies compare as image counts) go to the better other
+    objectives, then to the key."""
     sign = -1.0 if _sense(metric) == "max" else 1.0
-    return sorted(records, key=lambda r: (sign * float(r["metrics"][metric]), r["key"]))
+    others = {k: v for k, v in (objectives or {}).items() if k != metric}
+    rest = objective_matrix([r["metrics"] for r in records], others) if others and records else None
+    return [r for _, r in sorted(
+        enumerate(records), key=lambda ir: (sign * exact_value(ir[1]["metrics"], metric),
+                                            *(rest[ir[0]] if rest is not None else ()), ir[1]["key"]))]
 
 
 def select_designs(pareto: list[dict], history: list[dict], objectives: dict[str, str], *, rule: str,
@@ -34,7 +41,7 @@ def select_designs(pareto: list[dict], history: list[dict], objectives: dict[str
             raise CrossnasError(f"select.metric: {metric!r} is not a search metric "
                                 f"(have {sorted(r['metrics'])})")
     if rule == "top_k":
-        return [(r, f"top-{k} by {metric}") for r in _rank(pareto, metric)[:k]]
+        return [(r, f"top-{k} by {metric}") for r in _rank(pareto, metric, objectives)[:k]]
     if rule == "knee":
         F = objective_matrix([r["metrics"] for r in pareto], objectives)
         lo, hi = F.min(axis=0), F.max(axis=0)
@@ -54,5 +61,5 @@ def select_designs(pareto: list[dict], history: list[dict], objectives: dict[str
             best = {m: min(float(r["metrics"][m]) for r in pool) for m in budget}
             raise CrossnasError(f"select.budget: no searched design meets {budget}; the lowest found: {best}")
         text = ", ".join(f"{m} <= {b:g}" for m, b in budget.items())
-        return [(r, f"best {metric} with {text}") for r in _rank(ok, metric)[:k]]
+        return [(r, f"best {metric} with {text}") for r in _rank(ok, metric, objectives)[:k]]
     raise CrossnasError(f"select.rule: expected top_k, knee or best_under, got {rule!r}")

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from crossnas.cost import TOTAL_KEYS
 from crossnas.errors import validated
+from crossnas.search import defaults
 from crossnas.search.fitness import PRESETS
+from crossnas.search.surrogate import SurrogateSpec
 
 SIMULATOR_METRICS = ("accuracy_pim", "accuracy_pim_std", "accuracy_digital")
 METRICS: tuple[str, ...] = SIMULATOR_METRICS + tuple(TOTAL_KEYS)
@@ -28,20 +30,25 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["nsga2", "evolution", "random"] = "nsga2"
-    budget: int = Field(200, ge=1)
+    strategy: Literal["nsga2", "evolution", "random"] = defaults.STRATEGY
+    budget: int = Field(defaults.BUDGET, ge=1)
     """Distinct canonical evaluations (a hard cap; in two-stage mode shared by both stages)."""
-    pop_size: int = Field(20, ge=2)
-    seed: int = 0
-    objectives: dict[str, Literal["min", "max"]] = Field(
-        default_factory=lambda: {"accuracy_pim": "max", "edp_js": "min"})
+    pop_size: int | None = Field(None, ge=2)
+    """Absent -> from the budget and the space's size (`crossnas.search.defaults`, docs/search.md)."""
+    surrogate: SurrogateSpec | None = None
+    """{model: gbm | rf | none, pool, explore}: model-ranked offspring (strategy nsga2)."""
+    seed: int = defaults.SEED
+    objectives: dict[str, Literal["min", "max"]] = Field(default_factory=lambda: dict(defaults.OBJECTIVES))
     constraints: dict[str, tuple[Literal["<=", ">="], float]] | None = None
     """{metric: [op, bound]}, e.g. {area_mm2: ["<=", 5.0], accuracy_pim: [">=", 0.8]}."""
     fitness: str | None = None
     """Scalar fitness for `evolution` and for picking the two-stage winner (e.g. paper-stage1)."""
+    fitness_bounds: dict[Literal["latency_ms", "energy_mj"], tuple[float, float]] | None = None
+    """Normalisation bounds of the paper fitness, {latency_ms: [lo, hi], energy_mj: [lo, hi]}; unset: the
+    space's own range through the cost model (recorded in the run). Over 5% of candidates outside fails."""
     ref_point: dict[str, float] | None = None
     """Hypervolume reference point {objective: value}; absent -> from the first population."""
-    max_stall: int = Field(5, ge=1)
+    max_stall: int = Field(defaults.MAX_STALL, ge=1)
     mode: Literal["joint", "two-stage"] = "joint"
     stage1_fraction: float = Field(0.5, gt=0.0, lt=1.0)
     fidelity: Literal["fast", "exact"] = "fast"
@@ -79,11 +86,26 @@ class SearchConfig(BaseModel):
             raise ValueError(f"unknown fitness {v!r}; presets: {', '.join(sorted(PRESETS))}")
         return v
 
+    @field_validator("fitness_bounds")
+    @classmethod
+    def _fitness_bounds(cls, v):
+        for k, (lo, hi) in (v or {}).items():
+            if not lo < hi:
+                raise ValueError(f"{k}: min {lo} must be below max {hi}")
+        return v
+
     @field_validator("mode")
     @classmethod
     def _mode(cls, v, info: ValidationInfo):
         if v == "two-stage" and info.data.get("budget", 2) < 2:
             raise ValueError("two-stage needs budget >= 2 (one evaluation per stage at least)")
+        return v
+
+    @field_validator("surrogate")
+    @classmethod
+    def _surrogate(cls, v, info: ValidationInfo):
+        if v is not None and v.model != "none" and info.data.get("strategy", "nsga2") != "nsga2":
+            raise ValueError(f"model {v.model!r} needs strategy nsga2")
         return v
 
     @field_validator("ref_point")
@@ -100,7 +122,7 @@ class SearchConfig(BaseModel):
         return {"objectives": dict(self.objectives), "strategy": self.strategy, "seed": self.seed,
                 "constraints": cons,
                 "pop_size": self.pop_size, "fitness": self.fitness, "ref_point": self.ref_point,
-                "max_stall": self.max_stall}
+                "max_stall": self.max_stall, "surrogate": self.surrogate}
 
 
 def load_search_config(data: dict | None, where: str = "config.search") -> SearchConfig:

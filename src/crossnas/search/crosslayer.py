@@ -19,6 +19,8 @@ from crossnas import schema
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
+from crossnas.progress import task_for
+from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.result import SearchResult
 
 
@@ -76,12 +78,28 @@ class CrossLayerEvaluator:
         for decoded in archs:
             net, hw = self.build(decoded)
             costs = evaluate_cost(extract_layers(net, self.input_shape), hw).totals
-            acc = evaluate_pim(net, self._loader("val"), hw, calib_loader=self._calib(),
+            val = self._loader("val")
+            acc = evaluate_pim(net, val, hw, calib_loader=self._calib(),
                                chips=self.chips, fidelity=self.fidelity, seed=self.seed, device=self.device)
-            out.append({"accuracy_pim": float(acc.accuracy_pim),
+            n = len(val.dataset)  # accuracies as image counts too: equal ones compare exactly
+            out.append({**accuracy_metrics("accuracy_pim", acc.per_chip, n),
                         "accuracy_pim_std": float(acc.accuracy_pim_std),
-                        "accuracy_digital": float(acc.accuracy_digital),
+                        **accuracy_metrics("accuracy_digital", [acc.accuracy_digital], n),
                         **{k: float(v) for k, v in costs.items()}})
+        return out
+
+    def cheap(self, archs: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """The cost model's totals alone (no BN recalibration, no simulation): the metrics a
+        surrogate-assisted search computes exactly for its whole pool, outside the budget."""
+        from crossnas.cost import evaluate_cost
+
+        out = []
+        for decoded in archs:
+            arch = self.space.to_arch(self.space.encode(decoded))
+            net = self.supernet.extract(arch.network).eval()
+            totals = evaluate_cost(extract_layers(net, self.input_shape),
+                                   self.hardware.with_overrides(arch.hardware)).totals
+            out.append({k: float(v) for k, v in totals.items()})
         return out
 
     def _calib(self):
@@ -141,10 +159,11 @@ def _dotted(obj: Any, key: str) -> Any:
     return obj
 
 
-def pick_winner(records: list[dict], cfg: Any) -> dict:
+def pick_winner(records: list[dict], cfg: Any, bounds: dict | None = None) -> dict:
     """Stage 1's winner: the feasible record with the best scalar fitness, `cfg.fitness` or the paper's
-    stage-1 preset (published normalisation bounds) when unset; ties go to the earlier evaluation."""
-    from crossnas.search.fitness import make_fitness
+    stage-1 preset when unset, normalised by `bounds` (the run's: config or the space's own range; published
+    when None); ties go to the earlier evaluation. Over 5% of the records outside the bounds is an error."""
+    from crossnas.search.fitness import check_bounds, make_fitness
     from crossnas.search.problem import is_feasible
 
     cons = cfg.search_kwargs()["constraints"]
@@ -152,8 +171,34 @@ def pick_winner(records: list[dict], cfg: Any) -> dict:
     if not feas:
         raise CrossnasError("two-stage search: no stage-1 candidate meets config.search.constraints; "
                             "relax them or raise config.search.budget")
-    fit = make_fitness(cfg.fitness or "paper-stage1", dict(cfg.objectives))
+    fit = make_fitness(cfg.fitness or "paper-stage1", dict(cfg.objectives), bounds)
+    if hasattr(fit, "bounds"):
+        check_bounds([r["metrics"] for r in feas], fit.bounds)
     return max(feas, key=lambda r: fit(r["metrics"]))  # max keeps the first of equals
+
+
+def run_fitness_bounds(space: Any, supernet: Any, hardware: HardwareConfig, input_shape, cfg: Any
+                       ) -> dict | None:
+    """The paper fitness's bounds for this run: `cfg.fitness_bounds`, else the space's own range through
+    the cost model (`search.fitness_bounds.space_bounds`); None when no paper fitness is used."""
+    from crossnas.search.fitness import PRESETS
+
+    if not (cfg.fitness in PRESETS or (cfg.mode == "two-stage" and cfg.fitness is None)):
+        return None
+    if cfg.fitness_bounds:
+        given = {k: list(v) for k, v in cfg.fitness_bounds.items()}
+        return {**given, "source": "config.search.fitness_bounds"}
+    from crossnas.search.fitness_bounds import space_bounds
+
+    return space_bounds(space, hardware, tuple(input_shape), seed=cfg.seed,
+                        build=getattr(supernet, "extract", None))
+
+
+def _bounds_kw(cfg: Any, bounds: dict | None) -> dict:
+    """The evolution strategy's fitness_bounds keyword (other strategies take no scalar fitness)."""
+    if bounds is None or cfg.strategy != "evolution":
+        return {}
+    return {"fitness_bounds": {k: v for k, v in bounds.items() if k != "source"}}
 
 
 def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
@@ -186,7 +231,7 @@ def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path,
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
-                      ) -> SearchResult:
+                      progress: bool = False) -> SearchResult:
     """Score the Pareto set again at final fidelity; keep the in-loop metrics as `search_metrics`."""
     from crossnas.search.result import pareto_records
 
@@ -204,11 +249,16 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
             cache = saved["metrics"]  # other hardware, fidelity or weights: the scores do not apply
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
-    for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
-        chunk = todo[i:i + step]
-        for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
-            cache[r["key"]] = m
-        schema.write(cache_path, schema.FrontCache, {"meta": key, "metrics": cache})
+    with task_for(progress, "re-score front", len(todo), "designs") as bar:
+        for i in range(0, len(todo), step):  # saved after every chunk so a crash loses at most one chunk
+            chunk = todo[i:i + step]
+            for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
+                cache[r["key"]] = m
+            schema.write(cache_path, schema.FrontCache, {"meta": key, "metrics": cache})
+            if bar is not None:
+                bar.advance(len(chunk))
+                accs = ", ".join(f"{cache[r['key']].get('accuracy_pim', float('nan')):.4f}" for r in chunk)
+                bar.line(f"{cfg.final_fidelity} fidelity, {cfg.final_chips} chips: PIM accuracy {accs}")
     front = [{**r, "search_metrics": r["metrics"], "metrics": cache[r["key"]]} for r in result.pareto]
     kept = pareto_records(front, result.objectives, result.constraints)
     kept_keys = {r["key"] for r in kept}
@@ -248,11 +298,13 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                             "folder")
     out.mkdir(parents=True, exist_ok=True)
     evaluator = make_evaluator(space, supernet, splits, hardware, cfg, device=device)
+    bounds = run_fitness_bounds(space, supernet, hardware, evaluator.input_shape, cfg)
     own_backend = backend is None
     backend = backend or make_backend(cfg.backend, cfg.workers, cfg.address)
     try:
         if cfg.mode == "joint":
-            result = _run_search(space, evaluator, cfg, cfg.budget, out, backend, progress)
+            result = _run_search(space, evaluator, cfg, cfg.budget, out, backend, progress,
+                                 **_bounds_kw(cfg, bounds))
         else:
             groups = gene_groups(space)
             if not groups["network"] or not groups["bits"] + groups["circuit"]:
@@ -262,16 +314,18 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
             if b1 < 1:
                 raise CrossnasError("config.search.budget: expected >= 2 in two-stage mode")
             sub1 = SubSpace(space, groups["network"], stage1_genome(space, hardware))
-            r1 = _run_search(sub1, evaluator, cfg, b1, out / "stage1", backend, progress)
+            r1 = _run_search(sub1, evaluator, cfg, b1, out / "stage1", backend, progress,
+                             **_bounds_kw(cfg, bounds))
             hist1 = _full_records(r1.history, sub1, 1)
-            winner = pick_winner(hist1, cfg)
+            winner = pick_winner(hist1, cfg, bounds)
             sub2 = SubSpace(space, groups["bits"] + groups["circuit"], winner["genome"])
             # the published flow scores stage 2 with its own weights (0.99 acc - 0.01 L E)
             fit2 = "paper-stage2" if cfg.fitness == "paper-stage1" else cfg.fitness
             r2 = _run_search(sub2, evaluator, cfg, cfg.budget - b1, out / "stage2", backend, progress,
-                             fitness=fit2)
+                             fitness=fit2, **_bounds_kw(cfg, bounds))
             hist2 = _full_records(r2.history, sub2, 2)
             stage1 = {"budget": b1, "n_evaluations": r1.n_evaluations, "generations": r1.generations,
+                      "plan": r1.meta.get("plan"),
                       "hypervolume": r1.hypervolume, "winner": winner["key"], "winner_arch": winner["arch"],
                       "winner_metrics": winner["metrics"], "fixed_genome": [int(v) for v in sub1.fixed]}
             result = replace(r2, pareto=_full_records(r2.pareto, sub2, 2), history=hist1 + hist2,
@@ -279,11 +333,18 @@ def run_cross_layer_search(space: Any, supernet: torch.nn.Module, splits: Any, h
                              meta={**r2.meta, "mode": "two-stage", "budget": cfg.budget, "stage1": stage1})
         final_ev = make_evaluator(space, supernet, splits, hardware, cfg, fidelity=cfg.final_fidelity,
                                   chips=cfg.final_chips, device=device)
-        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE)
+        result = _reevaluate_front(result, final_ev, cfg, backend, out / FRONT_CACHE, progress)
     finally:
         if own_backend:
             backend.close()
     result.meta.setdefault("mode", cfg.mode)
+    if bounds is not None:
+        from crossnas.search.fitness import clipped_share, log
+
+        share = clipped_share([r["metrics"] for r in result.history], bounds)
+        log.info("fitness bounds %s: %.1f%% of %d evaluations clipped", bounds, 100 * share,
+                 len(result.history))
+        result.meta["fitness_bounds"] = {**bounds, "clipped_share": share}
     result.meta["config"] = cfg.model_dump()
     result.to_json(out / "pareto.json")
     result.to_csv(out / "pareto.csv", which="pareto")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from crossnas.search import defaults
 from crossnas.search.backends import EvaluatorBackend, LocalBackend
 from crossnas.search.problem import check_objectives, is_feasible, objective_matrix
 from crossnas.search.result import SearchResult, hypervolume, pareto_records
@@ -23,7 +24,7 @@ from crossnas.search.store import Store, atomic_write
 from crossnas.search.strategies import STRATEGIES
 from crossnas.space.base import Space
 
-DEFAULT_OBJECTIVES = {"accuracy_pim": "max", "edp_js": "min"}
+DEFAULT_OBJECTIVES = defaults.OBJECTIVES
 CHECKPOINT_VERSION = 1
 
 
@@ -74,24 +75,36 @@ def _dotted_get(d: Any, dotted: str) -> Any:
 
 
 def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
-           objectives: dict[str, str] | None = None, strategy: str = "nsga2", budget: int = 200,
-           seed: int = 0, constraints: dict[str, tuple[str, float]] | None = None,
+           objectives: dict[str, str] | None = None, strategy: str = defaults.STRATEGY,
+           budget: int = defaults.BUDGET, seed: int = defaults.SEED,
+           constraints: dict[str, tuple[str, float]] | None = None,
            checkpoint: str | Path | None = None, backend: EvaluatorBackend | None = None,
-           pop_size: int = 50, fitness: Any = None, ref_point: dict | Sequence[float] | None = None,
-           progress: bool = True, log_path: str | Path | None = None, max_stall: int = 5,
-           context: dict | None = None, **strategy_kw: Any) -> SearchResult:
+           pop_size: int | None = None, fitness: Any = None, ref_point: dict | Sequence[float] | None = None,
+           progress: bool = True, log_path: str | Path | None = None, max_stall: int = defaults.MAX_STALL,
+           surrogate: Any = None, context: dict | None = None, **strategy_kw: Any) -> SearchResult:
     """Search `space` for the Pareto set of `objectives` ({metric: 'min'|'max'}) within `budget`
-    distinct canonical evaluations. Extra keywords go to the strategy (e.g. parents=10, mutation_prob).
-    `context` (JSON-able: hardware, evaluator settings, ...) is what the scores depend on beyond the
-    search settings; a checkpoint made with another context is refused."""
+    distinct canonical evaluations (spent in full unless the space runs out of distinct genomes).
+
+    `pop_size=None` follows the budget rule of `crossnas.search.defaults`. `surrogate` ({model, pool,
+    explore}, nsga2 only) ranks a pool of offspring with a model of the expensive metrics; metrics that
+    `evaluate.cheap(archs)` returns, when the evaluator has it, are computed exactly and not modelled.
+    Extra keywords go to the strategy (e.g. parents=10, mutation_prob). `context` (JSON-able: hardware,
+    evaluator settings, ...) is what the scores depend on beyond the search settings; a checkpoint made
+    with another context is refused."""
+    from crossnas.search.surrogate import surrogate_spec
+
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
     check_objectives(objectives)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
     if budget < 1:
         raise ValueError("budget must be >= 1")
+    run_plan = defaults.plan(budget, space, pop_size)
+    pop_size = run_plan["pop_size"]
+    sur = surrogate_spec(surrogate, strategy)
     meta = {"strategy": strategy, "seed": seed, "pop_size": pop_size, "objectives": objectives,
-            "constraints": {k: list(v) for k, v in (constraints or {}).items()}, **(context or {})}
+            "constraints": {k: list(v) for k, v in (constraints or {}).items()},
+            "surrogate": None if sur is None else sur.model_dump(), **(context or {})}
     replay: dict[str, dict] = {}
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None and ck_path.exists():
@@ -100,8 +113,15 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
     store = Store(log_path)
     if strategy == "evolution":
         strategy_kw.setdefault("fitness", fitness)
-    strat = STRATEGIES[strategy](space, objectives, seed=seed, pop_size=pop_size, constraints=constraints,
-                                 seen=store.__contains__, **strategy_kw)
+    cls = STRATEGIES[strategy]
+    if sur is not None:
+        from crossnas.search.strategies.surrogate import SurrogateNSGA2Strategy
+
+        cls = SurrogateNSGA2Strategy
+        strategy_kw.update(surrogate=sur, cheap=_cheap_metrics(space, evaluate))
+    strat = cls(space, objectives, seed=seed, pop_size=pop_size, constraints=constraints,
+                seen=store.__contains__, **strategy_kw)
+    exact_size = run_plan["space_size"] if callable(getattr(space, "count_configs", None)) else None
     own_backend = backend is None
     backend = backend or LocalBackend()
     gen, stall, hv_hist = 0, 0, []
@@ -109,7 +129,7 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
     first_obj = next(iter(objectives))
     bar = _Progress(budget, first_obj) if progress else None
     try:
-        while len(store) < budget and stall < max_stall:
+        while len(store) < budget and stall < max_stall and (exact_size is None or len(store) < exact_size):
             proposed = strat.ask()
             genomes, recs_or_keys, new = [], [], {}
             for g in proposed:
@@ -161,22 +181,29 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
     return SearchResult(pareto=pareto_records(store.records, objectives, constraints),
                         history=list(store.records), hypervolume=hv_hist, objectives=objectives,
                         constraints=constraints, hv_ideal=ideal or [], hv_ref=ref or [], generations=gen,
-                        n_evaluations=len(store), meta={**meta, "budget": budget})
+                        n_evaluations=len(store), meta={**meta, "budget": budget, "plan": run_plan})
+
+
+def _cheap_metrics(space: Space, evaluate: Any) -> Callable[[np.ndarray], list[dict]] | None:
+    """genomes -> the evaluator's cheap metrics (`evaluate.cheap(decoded archs)`), or None without one."""
+    cheap = getattr(evaluate, "cheap", None)
+    if not callable(cheap):
+        return None
+    return lambda genomes: list(cheap([space.decode(g) for g in genomes]))
 
 
 class _Progress:
+    """The search's task on the active progress reporter (`crossnas.progress`): one line per generation."""
+
     def __init__(self, total: int, first: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from crossnas.progress import current
 
         self.first = first
-        self.p = Progress(TextColumn("[bold]search[/] gen {task.fields[gen]}"), BarColumn(),
-                          MofNCompleteColumn(), TextColumn("best {task.fields[first]} {task.fields[best]}"),
-                          TextColumn("HV {task.fields[hv]}"), TimeElapsedColumn(), transient=False)
-        self.task = self.p.add_task("search", total=total, gen=0, first=first, best="-", hv="-")
-        self.p.start()
+        self.task = current().task("search", total, "evaluations")
 
     def update(self, gen: int, evals: int, best: float, hv: float) -> None:
-        self.p.update(self.task, completed=evals, gen=gen, best=f"{best:.4g}", hv=f"{hv:.4f}")
+        self.task.advance(evals - self.task.completed, gen=gen, best=best, hv=hv)
+        self.task.line(f"generation {gen}, best {self.first} {best:.4g}, hypervolume {hv:.4f}")
 
     def close(self) -> None:
-        self.p.stop()
+        self.task.close()

@@ -1,4 +1,4 @@
-"""pymoo operators that delegate to the space: always-valid, canonical categorical genomes."""
+"""pymoo operators over a `Space`: always-valid, canonical genomes (moves in `crossnas.search.variation`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.mutation import Mutation
 from pymoo.core.sampling import Sampling
 
+from crossnas.search import variation
 from crossnas.space.base import Space
 
 
@@ -27,7 +28,7 @@ class SpaceSampling(Sampling):
 
 
 class SpaceMutation(Mutation):
-    """Per-gene resampling with probability `gene_prob` via `space.mutate`."""
+    """Each gene moves with probability `gene_prob`: neighbour step if ordered, resample if categorical."""
 
     def __init__(self, space: Space, gene_prob: float = 0.1):
         super().__init__(prob=1.0)
@@ -35,11 +36,11 @@ class SpaceMutation(Mutation):
 
     def _do(self, problem, X, *args, random_state=None, **kwargs):
         rng = _rng(random_state)
-        return np.stack([self.space.mutate(np.asarray(x, dtype=np.int64), rng, self.gene_prob) for x in X])
+        return np.stack([variation.mutate(self.space, x, rng, self.gene_prob) for x in X])
 
 
 class SpaceCrossover(Crossover):
-    """Uniform crossover via `space.crossover`; two parents, one child."""
+    """Ordinal crossover on ordered genes, uniform on categorical ones; two parents, one child."""
 
     def __init__(self, space: Space, prob: float = 0.9):
         super().__init__(2, 1, prob=prob)
@@ -50,7 +51,7 @@ class SpaceCrossover(Crossover):
         _, n_matings, n_var = X.shape
         out = np.empty((1, n_matings, n_var), dtype=np.int64)
         for k in range(n_matings):
-            out[0, k] = self.space.crossover(X[0, k].astype(np.int64), X[1, k].astype(np.int64), rng)
+            out[0, k] = variation.crossover(self.space, X[0, k], X[1, k], rng)
         return out
 
 

@@ -7,14 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 from pymoo.core.problem import Problem
 
+from crossnas.search.accuracy import exact_value
 from crossnas.space.base import Space
 
 Constraints = dict[str, tuple[str, float]]
 
 
 def objective_matrix(metrics: Sequence[dict], objectives: dict[str, str]) -> np.ndarray:
-    """Minimisation form: 'max' objectives negated. Shape (n, n_obj)."""
-    F = np.array([[float(m[k]) for k in objectives] for m in metrics], dtype=float).reshape(len(metrics), -1)
+    """Minimisation form: 'max' objectives negated. Shape (n, n_obj). Accuracies kept as image counts
+    are taken from them (`search.accuracy`), so equal counts are equal here."""
+    F = np.array([[exact_value(m, k) for k in objectives] for m in metrics],
+                 dtype=float).reshape(len(metrics), -1)
     sign = np.array([-1.0 if s == "max" else 1.0 for s in objectives.values()])
     return F * sign
 
@@ -27,7 +30,7 @@ def constraint_matrix(metrics: Sequence[dict], constraints: Constraints | None) 
         if op not in ("<=", ">="):
             raise ValueError(f"constraint {name!r}: operator must be '<=' or '>=', got {op!r}")
         for i, m in enumerate(metrics):
-            v = float(m[name])
+            v = exact_value(m, name)
             G[i, j] = v - bound if op == "<=" else bound - v
     return G
 

@@ -20,6 +20,12 @@ class Gene:
     def size(self) -> int:
         return len(self.choices)
 
+    @property
+    def ordered(self) -> bool:
+        """Numeric choices (widths, bits, sizes): neighbours in value are neighbours in meaning."""
+        return all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool)
+                   for c in self.choices)
+
 
 class Space(ABC):
     """A discrete space: genomes are int64 arrays of shape (n_genes,), gene i in [0, genes[i].size).

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from crossnas.device import resolve_device
 from crossnas.errors import CrossnasError, short
+from crossnas.progress import task_for
 from crossnas.safeload import content_sha256, expect_dict, load_tensors
 from crossnas.supernet.bn import recalibrate_bn
 
@@ -125,12 +126,16 @@ def top1_accuracy(model, loader, dev, arch=None) -> float:
 
 
 def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_dir: str | Path,
-                   resume: bool = False, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+                   resume: bool = False, progress: bool = True, stop_after: int | None = None,
+                   augment=None) -> list[dict]:
     """Train in place; returns the metrics of the epochs run now (also appended to metrics.jsonl).
 
     `stop_after=k` stops after epoch k as an interruption would (the schedule still spans
     `config.epochs`), so a later `resume=True` run ends on the same weights as one uninterrupted run.
+    `augment` (`crossnas.data.augment.AugmentConfig`) transforms the training batches only.
     """
+    from crossnas.data.augment import augment_batch, epoch_generator
+
     cfg = config if isinstance(config, SupernetTrainConfig) else SupernetTrainConfig(**config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,23 +176,19 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
         random.seed(cfg.seed)
 
     history = []
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}"),
-                       TimeRemainingColumn())
-        bar.start()
-    try:
-        end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    # one task over every step of the stage, so its estimate covers the whole training
+    with task_for(progress, "supernet", cfg.epochs * steps_per_epoch, "steps",
+                  start * steps_per_epoch) as bar:
         for epoch in range(start, end):
             supernet.train()
             loader = _epoch_loader(train, cfg, epoch)
-            task = bar.add_task("train", total=len(loader), epoch=epoch + 1, loss=0.0, acc=0.0) if bar else 0
+            aug_gen = epoch_generator(cfg.seed, epoch) if augment is not None and augment.active else None
             loss_sum = correct = seen = 0.0
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
+                if aug_gen is not None:
+                    x = augment_batch(x, augment, aug_gen)
                 arch = supernet.sample_arch(sampler)
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                     logits = supernet(x, arch)
@@ -207,8 +208,9 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
                 loss_sum += loss.item() * len(y)
                 correct += float((logits.argmax(1) == y).sum())
                 seen += len(y)
-                if bar:
-                    bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+                if bar is not None:
+                    bar.advance(1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=loss_sum / seen,
+                                acc=correct / seen)
             rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                    "train_acc": correct / max(seen, 1), "lr": opt.param_groups[0]["lr"]}
             if val is not None and cfg.val_subnets:
@@ -220,9 +222,10 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
             with open(out / METRICS, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             history.append(rec)
-    finally:
-        if bar:
-            bar.stop()
+            if bar is not None:
+                val_txt = f", val acc {rec['val_acc_mean']:.4f}" if "val_acc_mean" in rec else ""
+                bar.line(f"epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} train acc "
+                         f"{rec['train_acc']:.4f}{val_txt}")
     return history
 
 

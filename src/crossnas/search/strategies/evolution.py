@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from crossnas.search import variation
 from crossnas.search.fitness import make_fitness
 from crossnas.search.problem import is_feasible
 from crossnas.search.strategies.base import Strategy, stack
@@ -41,17 +42,22 @@ class EvolutionStrategy(Strategy):
         par = [np.array(r["genome"], dtype=np.int64) for r in self.parents()]
         out: list[np.ndarray] = []
 
-        def push(g: np.ndarray) -> None:
-            k = self.space.key(g)
-            if k not in taken and not self.seen(k):
-                taken.add(k)
-                out.append(self.space.canonical(g))
+        def used(k: str) -> bool:
+            return k in taken or self.seen(k)
 
+        def push(g: np.ndarray) -> None:  # operators retry for a new child; a repeat is dropped here
+            k = self.space.key(g)
+            if not used(k):
+                taken.add(k)
+                out.append(g)
+
+        sp, tries = self.space, variation.NEW_TRIES
         for _ in range(self.n_mut):
-            push(self.space.mutate(par[self.rng.integers(len(par))], self.rng, self.mutation_prob))
+            p = par[self.rng.integers(len(par))]
+            push(variation.mutate(sp, p, self.rng, self.mutation_prob, avoid=used, tries=tries))
         for _ in range(self.n_cross):
             i, j = self.rng.integers(len(par), size=2)
-            push(self.space.crossover(par[i], par[j], self.rng))
+            push(variation.crossover(sp, par[i], par[j], self.rng, avoid=used, tries=tries))
         out += self.fresh(self.n_mut + self.n_cross - len(out), taken)
         return stack(out, self.space.n_genes)
 

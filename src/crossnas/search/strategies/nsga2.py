@@ -1,4 +1,8 @@
-"""NSGA-II through pymoo's ask/tell interface with the space's categorical operators."""
+"""NSGA-II through pymoo's ask/tell interface with the gene-aware operators of `crossnas.search.variation`.
+
+pymoo's mating retries (up to 100 rounds) for offspring new by canonical key; when it still falls short
+of a full population, fresh random genomes fill the rest, so a generation spends its share of the budget.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.evaluator import Evaluator
+from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
 from pymoo.problems.static import StaticProblem
 
 from crossnas.search.operators import KeyDuplicateElimination, SpaceCrossover, SpaceMutation, SpaceSampling
 from crossnas.search.problem import SpaceProblem, constraint_matrix, objective_matrix
-from crossnas.search.strategies.base import Strategy
+from crossnas.search.strategies.base import Strategy, stack
 
 
 class NSGA2Strategy(Strategy):
@@ -26,19 +31,22 @@ class NSGA2Strategy(Strategy):
             mutation=SpaceMutation(self.space, mutation_prob),
             eliminate_duplicates=KeyDuplicateElimination(self.space, self.seen))
         self.algorithm.setup(self.problem, termination=NoTermination(), seed=seed, verbose=False)
-        self._pop = None
 
     def ask(self) -> np.ndarray:
-        self._pop = self.algorithm.ask()
-        if self._pop is None or len(self._pop) == 0:  # mating found nothing new (space exhausted)
-            self._pop = None
-            return np.zeros((0, self.space.n_genes), dtype=np.int64)
-        X = np.asarray(self._pop.get("X"), dtype=np.int64)
-        return np.stack([self.space.canonical(x) for x in X])
+        off = self.algorithm.ask()
+        X = [] if off is None else [self.space.canonical(x) for x in np.asarray(off.get("X"), dtype=np.int64)]
+        return self.top_up(X)
+
+    def top_up(self, X: list[np.ndarray]) -> np.ndarray:
+        """X, then fresh random genomes (new by key) up to a full population."""
+        taken = {self.space.key(x) for x in X}
+        X = list(X) + self.fresh(self.pop_size - len(X), taken) if len(X) < self.pop_size else list(X)
+        return stack(X, self.space.n_genes)
 
     def tell(self, genomes: np.ndarray, records: list[dict]) -> None:
-        pop = self._pop[: len(records)]
-        pop.set("X", np.asarray(genomes, dtype=np.int64)[: len(records)])
+        if not records:
+            return
+        pop = Population.new(X=np.asarray(genomes, dtype=np.int64)[: len(records)])
         metrics = [r["metrics"] for r in records]
         F = objective_matrix(metrics, self.objectives)
         kw = {"F": F}
