@@ -36,7 +36,7 @@ TABLE = [
     ("final/design-1.json", "final", REGEN),
     ("final.json", "report", ERR),
 ]
-NOT_COMPARED = ("run.json", ".crossnas-run.json", ".crossnas.lock")
+NOT_COMPARED = ("run.json", ".crossnas-run.json", ".crossnas.lock", "run.log")  # state, marker, log
 
 
 def _damage(path, kind):

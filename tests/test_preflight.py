@@ -31,7 +31,6 @@ def _patched(path: str, value):
 
 @pytest.mark.parametrize("path, value, match", [
     ("baselines.models", ["lenet", "nosuchnet"], "baselines.models: model: expected one of"),
-    ("baselines.width_mult", {"vgg8": 0.5}, "baselines.width_mult: 'vgg8' is not one of"),
     ("select.metric", "accuracy", "select.metric: 'accuracy' is not a search metric"),
     ("select.budget", {"edp": 1.0}, "select.budget: 'edp' is not a search metric"),
     ("data.root", "/nonexistent/fashion", "data"),

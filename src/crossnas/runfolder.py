@@ -43,8 +43,9 @@ def _is_tmp(name: str) -> bool:
 class RunFolder:
     """A claimed folder: holds the lock until `release()`; `record()` refreshes the marker's file list."""
 
-    def __init__(self, path: Path, kind: str, lock_fh, marker: dict):
+    def __init__(self, path: Path, kind: str, lock_fh, marker: dict, created: bool = False):
         self.path, self.kind, self._lock, self.marker = path, kind, lock_fh, marker
+        self.created = created  # made by this claim: removed again if the work fails before writing
 
     @property
     def marker_path(self) -> Path:
@@ -73,8 +74,11 @@ class RunFolder:
     def __enter__(self) -> RunFolder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.release()
+        if exc_type is not None and self.created and self.path.is_dir() and \
+                {p.name for p in self.path.iterdir()} <= {MARKER, LOCK}:
+            shutil.rmtree(self.path, ignore_errors=True)  # bad input leaves no folder behind
 
 
 def _write_marker(path: Path, marker: dict) -> None:
@@ -143,6 +147,7 @@ def claim(out: str | Path, kind: str, *, resume: bool = False, force: bool = Fal
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise CrossnasError(f"{path}: is a file, not a folder (choose a folder for --out)")
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -153,7 +158,7 @@ def claim(out: str | Path, kind: str, *, resume: bool = False, force: bool = Fal
     fh = _lock(path)
     try:
         marker = _check(path, kind, _read_marker(path / MARKER), resume=resume, force=force)
-        folder = RunFolder(path, kind, fh, marker)
+        folder = RunFolder(path, kind, fh, marker, created)
         folder.record()
     except BaseException:
         fcntl.flock(fh, fcntl.LOCK_UN)

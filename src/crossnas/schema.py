@@ -123,7 +123,8 @@ class DesignMeta(_Open):
     name: str | None = None
     in_channels: int = Field(ge=1)
     num_classes: int = Field(ge=1)
-    input_size: int = Field(ge=1)
+    input_size: int | list[int]
+    """Side of square images, or [height, width]."""
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
