@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	# A CPU build of torch from local disk when none is present; pyproject only sets a lower bound.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION)
 	$(PY) -m pip install -q -e ".[dev]"
+	# the peer simulator pins torch 2.13.0: only where that torch is installed (never changes torch)
+	$(PY) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" \
+		&& $(PY) -m pip install -q "aihwkit-lightning==2.1.0" || true
 	touch $@
 
 venv: $(VENV)/.installed

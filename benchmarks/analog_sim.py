@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from crossnas.analog import evaluate_pim, pim_layers, to_pim
+from crossnas.analog.kernels import probe
 from crossnas.hardware.config import HardwareConfig, load_hardware
 
 
@@ -86,7 +87,14 @@ def speed(rounds: int) -> dict:
     calib = [torch.rand(64, 1, 28, 28)]
     out: dict = {"batch": 64, "input": [1, 28, 28], "weight_bits": 8, "cell_bits": 2, "act_bits": 8,
                  "dac_bits": 1, "adc_bits": 6, "rounds": rounds}
+    out["kernel_probe"] = probe()
     with torch.inference_mode():
+        kt = {}
+        for k in ("float32", "int8", "auto"):  # forced kernels side by side (int8: one round, it can be slow)
+            pm = to_pim(model, hw(256), calib_loader=calib, device="cpu", kernel=k)
+            kt[k] = paired(lambda: model(x), lambda pm=pm: pm(x), rounds if k != "int8" else 1)[1]
+        out["kernel_seconds"] = kt
+        out["kernel_pick_ratio"] = kt["auto"] / min(kt["int8"], kt["float32"])  # goal <= 1.05
         eff = {}
         for rows in (256, 128, 64):
             pm = to_pim(model, hw(rows), calib_loader=calib, device="cpu")
@@ -95,7 +103,7 @@ def speed(rounds: int) -> dict:
             tf, tp = paired(lambda: model(x), lambda pm=pm: pm(x), rounds)
             eff[rows] = {"t_float_s": tf, "t_pim_s": tp, "ratio": tp / tf, "chunks_x_slices": cs,
                          "efficiency": tp / tf / cs,
-                         "lossy_layers": [n for n, m in pim_layers(pm) if m._route() == "sliced"]}
+                         "lossy_layers": [n for n, m in pim_layers(pm) if m._route().value == "sliced"]}
         out["chunks"], out["slices"] = lay.C, lay.S
         out["t_float_s"], out["t_pim_s"] = eff[256]["t_float_s"], eff[256]["t_pim_s"]
         out["efficiency"] = eff[256]["efficiency"]
@@ -110,6 +118,60 @@ def speed(rounds: int) -> dict:
         pf = to_pim(model, hv, calib_loader=calib, device="cpu", fidelity="fast")
         tf_, te = paired(lambda: pf(x), lambda: pe(x), rounds)
         out["t_exact_lossy_var_s"], out["t_fast_s"], out["fast_speedup"] = te, tf_, te / tf_
+    return out
+
+
+def demo_timing(n_images: int = 1000) -> dict:
+    """Exact simulation of a demo-space digits network on mnsim-default: seconds per 1,000 images (goal
+    <= 5 s at one thread), and aihwkit-lightning on the same network, batch and threads when installed."""
+    from crossnas.data import load_dataset
+    from crossnas.space import get_space_preset
+    from crossnas.supernet import Supernet
+
+    splits = load_dataset("digits", seed=0, val_fraction=0.7)
+    space = get_space_preset("demo", input_size=splits.input_size)
+    torch.manual_seed(0)
+    sup = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
+    genome = space.sample(np.random.default_rng(0), 1)[0]
+    net = sup.extract(space.to_arch(genome).network).eval()
+    n = min(n_images, len(splits.val))
+    xs = torch.stack([splits.val[i][0] for i in range(n)])
+    calib = [xs[:64]]
+    out: dict = {"demo_images": n}
+    with torch.inference_mode():
+        pm = to_pim(net, load_hardware("mnsim-default"), calib_loader=calib, device="cpu")
+        t = CLOCK()
+        for b in xs.split(250):
+            pm(b)
+        out["demo_exact_s_per_1000"] = (CLOCK() - t) * 1000 / n
+        t = CLOCK()
+        for b in xs.split(250):
+            net(b)
+        out["demo_float_s_per_1000"] = (CLOCK() - t) * 1000 / n
+    try:
+        from aihwkit_lightning.nn import AnalogConv2d, AnalogLinear
+        from aihwkit_lightning.nn.conversion import convert_to_analog
+        from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig
+    except ImportError:
+        out["aihwkit_lightning"] = "not installed"
+        return out
+    from crossnas.quant import QuantConv2d, QuantLinear
+
+    # 9-bit inputs and a 6-bit ADC over 256-row tiles as mnsim-default; its ADC bound is per (tile, column)
+    cfg = TorchInferenceRPUConfig()
+    cfg.forward.inp_res, cfg.forward.out_res, cfg.forward.out_bound = 2**9 - 2, 2**6 - 2, 10.0
+    cfg.pre_post.input_range.enable = True
+    cfg.mapping.max_input_size = 256
+    cmap = {nn.Conv2d: AnalogConv2d, QuantConv2d: AnalogConv2d, nn.Linear: AnalogLinear,
+            QuantLinear: AnalogLinear}
+    an = convert_to_analog(net, cfg, conversion_map=cmap).eval()
+    out["aihwkit_lightning_layers"] = sum(isinstance(m, (AnalogConv2d, AnalogLinear)) for m in an.modules())
+    with torch.inference_mode():
+        an(calib[0])
+        t = CLOCK()
+        for b in xs.split(250):
+            an(b)
+        out["aihwkit_lightning_s_per_1000"] = (CLOCK() - t) * 1000 / n
     return out
 
 
@@ -216,6 +278,8 @@ def main():
     out: dict = {"threads": a.threads, "clock": "wall" if a.wall else "process_cpu",
                  "torch": torch.__version__, "loadavg_start": os.getloadavg()}
     if not a.skip_speed:
+        out.update(demo_timing())
+        print(json.dumps(out, indent=2), flush=True)
         out.update(speed(a.rounds))
         print(json.dumps({k: v for k, v in out.items() if k != "by_size"}, indent=2), flush=True)
     if not a.skip_rank:

@@ -12,6 +12,12 @@ largest partial sum is 144 (conv2: 16 channels x 3x3 rows), so an ADC needs 9 bi
 Tables: accuracy vs ADC bits 8..3 for both range policies (full_scale, calibrated); vs programming
 variation 0..0.4 (gaussian, relative sigma); vs stuck-off and stuck-on fault rates. Prints markdown,
 writes JSON.
+
+Array size (--sizes-only runs just this table): a wider CNN whose layers fill the arrays (conv 32 - conv 32
+- pool - conv 64 - fc 64 - fc 10: K = 288, 288 and 1,024 rows for three of its five layers, so >= 256 rows
+for the largest array) on rram-realistic at its 6-bit ADC, crossbars of 32..256 rows (square), with every
+effect on, with IR drop off (device.effects_off: [ir_drop]) and with every read effect off.
+`--save-model PATH` saves its weights for `crossnas simulate --model benchmarks/analog_trend.py:wide_cnn`.
 """
 
 from __future__ import annotations
@@ -42,6 +48,50 @@ def small_cnn() -> nn.Module:
                          nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+SIZES = (32, 64, 128, 256)
+ABLATIONS = {"all effects": [], "IR drop off": ["ir_drop"],
+             "read effects off": ["ir_drop", "read_noise", "adc_offset", "adc_inl"]}
+
+
+def wide_cnn(in_channels: int = 1, num_classes: int = 10, input_size: int = 8) -> nn.Module:
+    """Layers that fill the arrays: K = 288, 288 and 1,024 unrolled rows (8x8 digits)."""
+    def blk(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+    side = input_size // 2
+    return nn.Sequential(*blk(in_channels, 32), *blk(32, 32), nn.MaxPool2d(2), *blk(32, 64), nn.Flatten(),
+                         nn.Linear(64 * side * side, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+
+def size_table(splits, test, calib, chips: int, epochs: int) -> dict:
+    torch.manual_seed(0)
+    model = train(wide_cnn(), splits, epochs)
+    base = load_hardware("rram-realistic", {"quant.weight_bits": 8, "quant.act_bits": 8})
+    out: dict = {"hardware": "rram-realistic, 8-bit weights/activations", "adc_bits": base.adc.bits,
+                 "float_accuracy": accuracy(model, test), "rows": {}}
+    for name, off in ABLATIONS.items():
+        rows = []
+        for r in SIZES:
+            h = base.with_overrides({"crossbar.rows": r, "crossbar.cols": r, "device.effects_off": off})
+            res = evaluate_pim(model, test, h, calib_loader=calib, chips=chips, fidelity="exact", seed=0,
+                               device="cpu")
+            rows.append({"rows": r, "mean": res.accuracy_pim, "std": res.accuracy_pim_std,
+                         "per_chip": res.per_chip, "digital": res.accuracy_digital})
+            print(json.dumps({"ablation": name, **rows[-1]}), flush=True)
+        out["rows"][name] = rows
+    out["model"] = model
+    return out
+
+
+def size_markdown(t: dict) -> str:
+    dig = t["rows"]["all effects"][0]["digital"]
+    lines = [f"wide CNN, float accuracy {t['float_accuracy']:.3f}, digital {dig:.3f}; {t['hardware']}, "
+             f"{t['adc_bits']}-bit ADC, PIM exact, mean ± std over chips", "",
+             "| rows x cols | " + " | ".join(ABLATIONS) + " |", "|---|" + "---|" * len(ABLATIONS)]
+    for i, r in enumerate(SIZES):
+        lines.append(f"| {r} | " + " | ".join(_ms(t["rows"][n][i]) for n in ABLATIONS) + " |")
+    return "\n".join(lines)
+
+
 def train(model: nn.Module, splits, epochs: int, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(splits.train, batch_size=64, shuffle=True, generator=g)
@@ -70,6 +120,8 @@ def main():
     ap.add_argument("--chips", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--adc-bits", type=int, default=8, help="ADC bits of the variation and fault tables")
+    ap.add_argument("--sizes-only", action="store_true", help="only the array-size table")
+    ap.add_argument("--save-model", default=None, help="save the wide CNN's state_dict here")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -79,6 +131,17 @@ def main():
     test = DataLoader(splits.test, batch_size=512)
     g = torch.Generator().manual_seed(0)
     calib = [b for _, b in zip(range(2), DataLoader(splits.train, batch_size=64, shuffle=True, generator=g))]
+    sizes = size_table(splits, test, calib, a.chips, a.epochs)
+    if a.save_model:
+        torch.save(sizes["model"].state_dict(), a.save_model)
+    del sizes["model"]
+    print(size_markdown(sizes))
+    if a.sizes_only:
+        if a.json:
+            with open(a.json, "w") as f:
+                info = {"loadavg": os.getloadavg(), "seconds": time.perf_counter() - t0}
+                json.dump({"sizes": sizes, **info}, f, indent=2)
+        return
     base = load_hardware("mnsim-default", {"quant.weight_bits": 8, "quant.act_bits": 8})
 
     def run(**over) -> dict:
@@ -98,9 +161,11 @@ def main():
     out["stuck_off"] = [run(**adc, **{"device.stuck_off_rate": r}) for r in STUCK]
     out["stuck_on"] = [run(**adc, **{"device.stuck_on_rate": r}) for r in STUCK]
     out["digital_accuracy"] = out["adc"]["calibrated"][0]["digital"]
+    out["sizes"] = sizes
     out["seconds"] = time.perf_counter() - t0
     out["loadavg"] = os.getloadavg()
     print(markdown(out, a.adc_bits))
+    print(size_markdown(sizes))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

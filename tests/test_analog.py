@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -23,9 +24,9 @@ def lossless(**kw):
     return hw(**base)
 
 
-def _pair(layer, h, signed=False, wb=6, ab=5, rng=2.0):
-    cls = PIMConv2d if isinstance(layer, nn.Conv2d) else PIMLinear
-    return cls(layer.double(), "l", h, wb, ab, signed, rng, seed=1)
+def _pair(layer, h, signed=False, wb=6, ab=5, rng=2.0, kernel=None):
+    cls = PIMLinear if isinstance(layer, nn.Linear) else PIMConv2d
+    return cls(layer.double(), "l", h, wb, ab, signed, rng, seed=1, kernel=kernel)
 
 
 def _digital(p, x):
@@ -140,15 +141,17 @@ CONVS = [
                                         ("offset", "analog")])
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("block", [1, 100, 2**18])
-def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, monkeypatch):
+@pytest.mark.parametrize("kernel", ["int8", "float32"])
+def test_lossy_conv_forward_matches_reference(mk, scheme, sub, signed, block, kernel, monkeypatch):
     """The conv path (chunk planes im2col'd per memory block) equals the loop reference on unfold."""
-    import crossnas.analog.sim as sim
+    import crossnas.analog.kernels as kernels
 
-    monkeypatch.setattr(sim, "_PS_BLOCK", block)  # 1: one image row per block; 100: several rows
+    monkeypatch.setattr(kernels, "PS_BLOCK", block)  # 1: one image row per block; 100: several rows
     torch.manual_seed(3)
     h = lossless(**{"adc.bits": 4, "crossbar.rows": 11, "dac.bits": 2, "crossbar.signed": scheme,
                     "crossbar.differential_subtract": sub, "crossbar.row_packing": "im2col"})
-    p = _pair(mk(), h, signed=signed)
+    p = _pair(mk(), h, signed=signed, kernel=kernel)
+    assert (p.w_tiles[0].dtype == torch.int8) == (kernel == "int8")
     x = torch.randn(3, p.layer.in_channels, 9, 7, dtype=torch.float64)
     x = x if signed else x.abs()
     lay = p.layer
@@ -174,14 +177,16 @@ F32, F64, I8 = torch.float32, torch.float64, torch.int8
     ({"adc.bits": 16, "crossbar.rows": 11000}, {"wb": 8, "ab": 10}, (I8, F32, F64)),  # code sums >= 2^24
 ])
 @pytest.mark.parametrize("signed", [False, True])
-def test_lossy_precision_paths_match_reference(over, kw, dtypes, signed):
+@pytest.mark.parametrize("kernel", ["int8", "float32"])
+def test_lossy_precision_paths_match_reference(over, kw, dtypes, signed, kernel):
     torch.manual_seed(4)
     h = lossless(**{"adc.bits": 6, "quant.weight_bits": 9, **over})
     K = min(over["crossbar.rows"] + 37, 11050)
-    p = PIMLinear(nn.Linear(K, 3).double(), "l", h, kw["wb"], kw["ab"], signed, 2.0, seed=1)
+    p = PIMLinear(nn.Linear(K, 3).double(), "l", h, kw["wb"], kw["ab"], signed, 2.0, seed=1, kernel=kernel)
     x = torch.randn(4, K, dtype=torch.float64)
     xq = p.quant_input(x if signed else x.abs())
-    assert (p.w_tiles[0].dtype, p._adc_dtype(), p._sum_dtype(p._adc_step()[1])) == dtypes
+    want = tuple(F32 if (d is I8 and kernel == "float32") else d for d in dtypes)
+    assert (p.w_tiles[0].dtype, p._adc_dtype(), p._sum_dtype(p._adc_step()[1])) == want
     got = p._int_matmul(xq)
     assert torch.equal(got, _reference(p, xq))
     assert not torch.equal(got, xq @ p.wq.t())
@@ -309,12 +314,12 @@ def test_bad_settings_raise():
     with pytest.raises(CrossnasError, match="l: device.variation=-0.1"):
         PIMLinear(lay, "l", h.model_copy(update={"device": dv}), 8, 8, False,
                   1)
-    g = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2))
-    with pytest.raises(CrossnasError, match=r"0 \(grouped convolution, groups=2\)"):
-        to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5)], device="cpu")
+    g = nn.Sequential(nn.Conv3d(4, 4, 3))
+    with pytest.raises(CrossnasError, match=r"0 \(Conv3d is not a Conv1d, Conv2d or Linear layer\)"):
+        to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5, 5)], device="cpu")
     with pytest.warns(UserWarning, match="kept digital"):
-        pm = to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5)], device="cpu", allow_digital=True)
-    assert isinstance(pm[0], nn.Conv2d) and pm.pim_digital_layers == ["0"]
+        pm = to_pim(g, h, calib_loader=[torch.randn(1, 4, 5, 5, 5)], device="cpu", allow_digital=True)
+    assert isinstance(pm[0], nn.Conv3d) and pm.pim_digital_layers == ["0"]
 
 
 @pytest.mark.parametrize("over,msg", [
@@ -358,13 +363,10 @@ class _Attn(nn.Module):
 
 
 @pytest.mark.parametrize("model,shape,names", [
-    (lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 62, 3)), (2, 1, 64),
-     ["0 (Conv1d"]),
+    (lambda: nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 216, 3)), (2, 1, 8, 8, 8),
+     ["0 (Conv3d"]),
     (lambda: nn.Sequential(nn.ConvTranspose2d(1, 2, 3), nn.Flatten(), nn.Linear(200, 3)), (2, 1, 8, 8),
      ["0 (ConvTranspose2d"]),
-    (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"),
-                           nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), (2, 1, 8, 8),
-     ["0 (Conv2d padding='same'", "1 (Conv2d padding_mode='reflect'"]),
     (_Attn, (2, 1, 8, 8), ["att (MultiheadAttention"]),  # its out_proj Linear is not wrapped either
 ])
 def test_unmappable_layers_listed(model, shape, names):
@@ -378,3 +380,60 @@ def test_unmappable_layers_listed(model, shape, names):
         pm = to_pim(m, hw(), calib_loader=[x], device="cpu", allow_digital=True)
     assert pm.pim_digital_layers == [nm.split(" ")[0] for nm in names]
     assert torch.allclose(pm(x), m(x), atol=0.3)  # the mapped layers still compute; others stay digital
+
+
+MAPPED = [  # every module mapping_rules.mappable accepts, as the cost model costs it
+    lambda: nn.Conv2d(4, 6, 3, groups=2, padding=1),  # grouped: one set of tiles per group
+    lambda: nn.Conv2d(4, 4, 3, groups=4, stride=2),  # depthwise
+    lambda: nn.Conv1d(3, 5, 3, padding=2, dilation=2),
+    lambda: nn.Conv1d(4, 4, 5, groups=2, padding="same"),
+    lambda: nn.Conv2d(2, 3, 3, padding="same", padding_mode="reflect"),
+    lambda: nn.Conv2d(2, 3, (3, 2), padding=(1, 2), padding_mode="circular", bias=False),
+]
+
+
+def _quantized_torch_conv(p, x):
+    """The same quantized integers through torch's own conv module (padding handled by torch)."""
+    lay = copy.deepcopy(p.layer)
+    with torch.no_grad():
+        lay.weight.copy_(p.wq.reshape(lay.weight.shape))
+        lay.bias = None
+    return p._finish(lay(p.quant_input(x)), x.dtype, (1, -1) + (1,) * (x.dim() - 2))
+
+
+@pytest.mark.parametrize("mk", MAPPED)
+@pytest.mark.parametrize("scheme", ["differential", "offset"])
+def test_grouped_and_1d_convs_map_exactly(mk, scheme):
+    torch.manual_seed(5)
+    h = lossless(**{"crossbar.signed": scheme, "crossbar.rows": 7, "crossbar.row_packing": "im2col"})
+    p = _pair(mk(), h)
+    x = torch.rand((2, p.layer.in_channels, 9) + ((8,) if isinstance(p.layer, nn.Conv2d) else ()),
+                   dtype=torch.float64)
+    assert len(p.cores) == p.layer.groups
+    ref = _quantized_torch_conv(p, x)
+    p.force_sliced = True  # lossless ADC: the bit-sliced tiles give the digital integers
+    assert torch.equal(p(x), ref) and torch.equal(_digital(p, x), ref)
+    lossy = lossless(**{"crossbar.signed": scheme, "crossbar.rows": 7, "adc.bits": 3,
+                        "crossbar.row_packing": "im2col"})
+    lay, G = p.layer, p.layer.groups
+    with torch.no_grad():  # every group holds the layer's max |w|: the same weight scale per group
+        lay.weight.view(G, -1)[:, 0] = lay.weight.abs().max()
+    q = _pair(lay, lossy)
+    y = q(x)
+    assert not torch.equal(y, _digital(q, x))  # lossy ADC
+    Og, Cg = lay.out_channels // G, lay.in_channels // G
+    for g in range(G):  # each group's tiles compute exactly what a one-group layer of its weights computes
+        one = copy.deepcopy(lay)
+        one.groups, one.in_channels, one.out_channels = 1, Cg, Og
+        one.weight = nn.Parameter(lay.weight[g * Og:(g + 1) * Og].clone())
+        one.bias = nn.Parameter(lay.bias[g * Og:(g + 1) * Og].clone()) if lay.bias is not None else None
+        r = _pair(one, lossy)
+        assert torch.equal(y[:, g * Og:(g + 1) * Og], r(x[:, g * Cg:(g + 1) * Cg]))
+
+
+def test_mappable_agrees_with_cost_model():
+    from crossnas.cost.mapping_rules import mappable
+
+    m = nn.Sequential(nn.Conv1d(1, 4, 3), nn.Conv2d(4, 4, 3, groups=4), nn.Linear(4, 2), nn.Conv3d(1, 1, 1))
+    pm_names = [type(mod).__name__ for mod in m if mappable(mod)]
+    assert pm_names == ["Conv1d", "Conv2d", "Linear"]

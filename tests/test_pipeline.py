@@ -129,6 +129,25 @@ def test_resume_refuses_a_changed_config(full_run):
         run_pipeline(changed, out, progress=False, resume=True)
 
 
+def test_analog_kernel_is_a_speed_choice_not_part_of_the_resume_check(full_run, tmp_path):
+    import shutil
+
+    from crossnas.analog import set_kernel
+
+    out = tmp_path / "copy"  # resume a copy: the shared run's log stays as other tests read it
+    shutil.copytree(full_run[0], out)
+    faster = copy.deepcopy(TINY)
+    faster["analog"] = {"kernel": "float32"}
+    try:
+        run_pipeline(faster, out, progress=False, resume=True)  # no "config differs" error
+    finally:
+        set_kernel("auto")
+    assert "config_changes" not in json.loads((out / "run.json").read_text())
+    bad = {**copy.deepcopy(TINY), "analog": {"kernel": "int4"}}
+    with pytest.raises(CrossnasError, match=r"analog\.kernel"):
+        run_pipeline(bad, out.parent / "bad-kernel", progress=False)
+
+
 @pytest.mark.parametrize("patch, field", [
     ({"search": {"budget": 0}}, "search.budget"),
     ({"retrain": {"epochz": 1}}, "retrain.epochz"),

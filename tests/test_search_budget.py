@@ -107,7 +107,7 @@ def test_ordinal_operators_stay_in_range_valid_and_step_to_neighbours():
     order = variation.gene_order(space)
     assert order.ordered.tolist() == [True, True, False, True]
     assert [space.genes[3].choices[i] for i in order.index[3]] == [0, 1, 2, 3, 4]
-    steps, cats = [], set()
+    steps, cats, inherit = [], set(), []
     parents = space.sample(rng, 300)
     for p, q in zip(parents, parents[::-1]):
         m = variation.mutate(space, p, rng, prob=0.5)
@@ -119,14 +119,25 @@ def test_ordinal_operators_stay_in_range_valid_and_step_to_neighbours():
             steps.append(abs(int(order.rank[3][m[3]]) - int(order.rank[3][p[3]])))
         if p[0] == 1 and m[0] == 1:
             cats.add(int(m[2]))
-        if p[0] == q[0] == c[0] == 1:  # ordinal crossover: between the parents' values
-            lo, hi = sorted((space.genes[1].choices[p[1]], space.genes[1].choices[q[1]]))
-            assert lo <= space.genes[1].choices[c[1]] <= hi
+        if p[1] != q[1]:  # ordinal (SBX) crossover: the child takes a parent's value, rarely a near one
+            inherit.append(int(c[1] == p[1]) - int(c[1] == q[1]))
     assert steps and np.mean(np.array(steps) == 1) > 0.6 and max(steps) < 5
+    assert inherit and 0.3 < np.mean(np.array(inherit) == 1) < 0.7 and np.mean(np.array(inherit) != 0) > 0.9
     assert cats == {0, 1, 2, 3}  # categorical gene still resampled over every choice
     seen = {space.key(x) for x in parents}
+    assert space.key(variation.crossover(space, parents[0], parents[0], rng)) == space.key(parents[0])
     fresh = variation.mutate(space, parents[0], rng, 0.3, avoid=seen.__contains__, tries=200)
     assert space.key(fresh) not in seen  # retries until the child is new
+
+
+def test_sbx_rank_stays_in_range_near_the_parents_and_spreads_with_a_low_index():
+    rng = np.random.default_rng(0)
+    for eta, share_off in ((15.0, 0.05), (1.0, 0.2)):
+        kids = np.array([variation._sbx_rank(rng, 1, 4, 6, eta) for _ in range(2000)])
+        assert ((0 <= kids) & (kids <= 5)).all() and {1, 4} <= set(kids.tolist())
+        off = np.mean((kids != 1) & (kids != 4))  # between or beyond the parents
+        assert (off < share_off) if eta > 10 else (off > share_off)
+        assert abs(np.mean(kids <= 2) - 0.5) < 0.05  # near either parent equally often
 
 
 def test_surrogate_models_only_expensive_metrics_and_charges_only_the_budget():
@@ -135,7 +146,7 @@ def test_surrogate_models_only_expensive_metrics_and_charges_only_the_budget():
                  constraints={"area_mm2": ("<=", 4.0)}, progress=False)
     assert len(ev.full) == len(set(ev.full)) == 60 == res.n_evaluations
     assert ev.cheap_n > 60  # whole pools scored by the cheap metrics, outside the budget
-    assert res.meta["surrogate"] == {"model": "rf", "pool": 50, "explore": 0.2}
+    assert res.meta["surrogate"] == {"model": "rf", "pool": 50, "explore": 0.1}
     space = ToySpace()
     strat = SurrogateNSGA2Strategy(space, OBJ, seed=0, pop_size=8, surrogate=SurrogateSpec(),
                                    cheap=lambda G: CheapToy().cheap([space.decode(g) for g in G]))

@@ -128,7 +128,7 @@ def test_surrogate_search_through_the_pipeline_models_accuracy_only(setup, tmp_p
     counter = CountingBackend()
     res = run_cross_layer_search(space, sn, splits, hw, cfg, tmp_path, progress=False, backend=counter)
     assert res.n_evaluations == 8 == counter.n - res.meta["final"]["reevaluated"]
-    assert res.meta["surrogate"] == {"model": "rf", "pool": 12, "explore": 0.2}
+    assert res.meta["surrogate"] == {"model": "rf", "pool": 12, "explore": 0.1}
     assert json.loads((tmp_path / "pareto.json").read_text())["meta"]["plan"]["pop_size"] == 4
 
 

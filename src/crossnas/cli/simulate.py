@@ -26,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "folder:DIR or python:FILE.py:FUNCTION")
     p.add_argument("--chips", type=int, default=5, help="chip instances (device effects redrawn)")
     p.add_argument("--fidelity", choices=["exact", "fast"], default="exact")
+    p.add_argument("--kernel", choices=["auto", "int8", "float32"], default="auto",
+                   help="GEMM of the exact simulation (a speed choice; auto: the faster by a probe)")
     p.add_argument("--json", default=None, help="write the result to this JSON file")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -103,7 +105,7 @@ def _simulate(args, model, hw, splits, what: dict) -> int:
     calib = [b for _, b in zip(range(args.calib_batches), calib)]
     test = DataLoader(splits.test, batch_size=args.batch_size)
     r = evaluate_pim(model, test, hw, calib_loader=calib, chips=args.chips, fidelity=args.fidelity,
-                     seed=args.seed, device=args.device)
+                     seed=args.seed, device=args.device, kernel=args.kernel)
     out = {**what, "data": args.data, "hardware": hw.name, "fidelity": args.fidelity,
            "chips": args.chips, "accuracy_pim": r.accuracy_pim, "accuracy_pim_std": r.accuracy_pim_std,
            "accuracy_digital": r.accuracy_digital, "per_chip": r.per_chip}

@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crossnas.errors import ConfigError, CrossnasError, validated
 from crossnas.hardware.adc_law import ADCLaw
@@ -53,6 +53,24 @@ class DeviceConfig(_Strict):
     """Apply PCM programming noise (Nandakumar et al. 2019) instead of `variation`."""
     drift_time_s: float | None = Field(None, ge=0, allow_inf_nan=False)
     """PCM drift: time since programming (None = no drift)."""
+    ir_drop: bool = False
+    """Simulate IR drop on word and bit lines from `crossbar.wire_r_ohm` (first order, docs/analog.md)."""
+    read_noise: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Per-read Gaussian noise on each column's analog sum, sigma relative to the sum (0 = off)."""
+    read_noise_floor: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Per-read Gaussian noise floor on each column's analog sum, sigma in unit partial sums (0 = off)."""
+    effects_off: list[str] = Field(default_factory=list)
+    """Device effects switched off by name whatever their settings (ablations), e.g. [ir_drop]."""
+
+    @field_validator("effects_off")
+    @classmethod
+    def _check_effect_names(cls, v):
+        from crossnas.analog.names import EFFECTS
+
+        bad = [n for n in v if n not in EFFECTS]
+        if bad:
+            raise ValueError(f"unknown effect {bad[0]!r}; registered: {', '.join(EFFECTS)}")
+        return v
 
     @property
     def on_off_ratio(self) -> float:
@@ -106,9 +124,15 @@ class ADCConfig(_Strict):
     energy_table: Literal["murmann", "isaac", "neurosim", "mnsim"] = "murmann"
     """Which component table gives energy/area per conversion when not set explicitly."""
     range: Literal["full_scale", "calibrated"] = "calibrated"
-    """ADC input range: the theoretical maximum partial sum, or calibrated per layer."""
+    """ADC input range: the theoretical maximum partial sum, or calibrated on data (see `range_scope`)."""
     percentile: float = Field(99.99, gt=0, le=100, allow_inf_nan=False)
     """With range=calibrated: the percentile of observed |partial sums| that maps to full scale."""
+    range_scope: Literal["layer", "tile"] = "tile"
+    """With range=calibrated: one range per layer, or one per (layer, row tile): a short tile gets its own."""
+    offset_lsb: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Sigma of each ADC's input offset in LSB, drawn once per chip and ADC (0 = off)."""
+    inl_lsb: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Sigma of each ADC's peak integral non-linearity in LSB (parabolic bow), once per chip (0 = off)."""
 
     @model_validator(mode="after")
     def _check_per_layer(self):

@@ -105,6 +105,13 @@ class FinalSection(_Strict):
     calib_batches: int = Field(4, ge=1)
 
 
+class AnalogSection(_Strict):
+    """Simulator speed settings; results never depend on them (not part of the resume check)."""
+
+    kernel: Literal["auto", "int8", "float32"] = "auto"
+    """GEMM of the exact simulation: auto picks the faster by a one-time probe (crossnas.analog.kernels)."""
+
+
 class RunConfig(_Strict):
     name: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -119,6 +126,8 @@ class RunConfig(_Strict):
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     baselines: BaselinesSection = Field(default_factory=BaselinesSection)
     final: FinalSection = Field(default_factory=FinalSection)
+    analog: AnalogSection = Field(default_factory=AnalogSection)
+    """Simulator speed settings (crossnas.analog); results do not depend on them."""
 
 
 def load_run_config(source: str | Path | dict) -> RunConfig:

@@ -3,7 +3,8 @@
 A hardware or space *file* is stored by its content (the resolved hardware's every field; the space
 file's sha256), not its path, so editing it between resumes is seen. The supernet checkpoint's sha256 is
 recorded when the supernet stage ends and checked before a later stage reads it. Fields that never
-change results (`NEUTRAL`: the label, the device, where search candidates are evaluated) are left out.
+change results (`NEUTRAL`: the label, the device, the simulator's speed settings, where search candidates
+are evaluated) are left out.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from crossnas.errors import short
 
-NEUTRAL = ("name", "device", "search.backend", "search.workers", "search.address")
+NEUTRAL = ("name", "device", "analog", "search.backend", "search.workers", "search.address")
 # the first stage that reads each input: on --resume an input may change only while that stage has not
 # started (stages run in order, so every later stage has not started either)
 FIRST_READER = {"data": "supernet", "space": "supernet", "resolved_space": "supernet", "supernet": "supernet",

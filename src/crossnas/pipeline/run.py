@@ -104,6 +104,9 @@ class _Pipeline:
         self.final: dict | None = None
         self.report_html: Path | None = None
         self.hardware = resolve_hardware(cfg)
+        from crossnas.analog.kernels import set_kernel
+
+        set_kernel(cfg.analog.kernel)  # a speed choice: results are the same with every kernel
 
     # --- shared inputs, built once when a stage needs them ---------------------------------------
     @property

@@ -2,8 +2,9 @@
 
 A model is fitted per expensive metric (an objective or constraint the evaluator's cheap metrics do not
 give) on the evaluated history: one-hot genome, the rank of each ordered gene, and the cheap metrics
-(cost-model figures, MACs), which are known exactly for any genome. Regressors are scikit-learn's with a
-fixed `random_state` and one thread, so a seeded search is deterministic.
+(cost-model figures, MACs), which are known exactly for any genome; plus the pairwise products of the
+ordered genes' scaled ranks, so gene interactions are visible to the model. Regressors are
+scikit-learn's with a fixed `random_state` and one thread, so a seeded search is deterministic.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class SurrogateSpec(BaseModel):
     """gbm: gradient boosting (scikit-learn), rf: random forest, none: plain NSGA-II."""
     pool: int | None = Field(None, ge=1)
     """Offspring generated and ranked per generation; absent -> 20 x the population size."""
-    explore: float = Field(0.2, ge=0.0, le=1.0)
+    explore: float = Field(0.1, ge=0.0, le=1.0)
     """Share of each generation drawn at random from the pool instead of by predicted rank."""
 
 
@@ -50,7 +51,8 @@ def surrogate_spec(value: Any, strategy: str) -> SurrogateSpec | None:
 
 def features(space: Space, genomes: np.ndarray, cheap: Sequence[dict],
              cheap_keys: Sequence[str]) -> np.ndarray:
-    """(n, sum(sizes) + ordered genes + cheap keys): one-hot genes, ordered genes' ranks, cheap metrics."""
+    """(n, sum(sizes) + o + o(o-1)/2 + cheap keys): one-hot genes, the ranks of the o ordered genes (with
+    more than one choice: ranks scaled to [0, 1] for the products), their pairwise products, cheap metrics."""
     G = np.asarray(genomes, dtype=np.int64).reshape(-1, space.n_genes)
     order = gene_order(space)
     cols = []
@@ -58,6 +60,13 @@ def features(space: Space, genomes: np.ndarray, cheap: Sequence[dict],
         cols.append(np.eye(int(size))[G[:, i]])
         if order.ordered[i]:
             cols.append(order.rank[i][G[:, i]][:, None].astype(float))
+    # pairwise products of the ordered genes' scaled ranks: an effect that needs two genes raised together
+    # is one feature, not a depth-2 interaction a tree must find from a few hundred records
+    idx = np.flatnonzero(order.ordered & (order.sizes > 1))
+    R = np.stack([order.rank[i][G[:, i]] / (order.sizes[i] - 1) for i in idx], axis=1) if len(idx) else \
+        np.zeros((len(G), 0))
+    a, b = np.triu_indices(R.shape[1], k=1)
+    cols.append(R[:, a] * R[:, b])
     if cheap_keys:
         cols.append(np.array([[float(m[k]) for k in cheap_keys] for m in cheap], dtype=float))
     return np.concatenate(cols, axis=1)

@@ -1,10 +1,11 @@
 """Gene-aware mutation and crossover: ordinal moves on ordered genes, today's categorical moves elsewhere.
 
 Ordered genes (`Gene.ordered`: widths, bits, crossbar sizes, anything numeric) move in the order of their
-values: mutation steps to a neighbouring value (one step, occasionally more), crossover draws the child's
-value between the parents' (inclusive). Categorical genes (block kinds, placement names) keep the
-space's operators: resampling to a different choice, uniform crossover. Children are redrawn until valid
-and returned canonical; `avoid(key)` lets a caller retry until the child is new.
+values: mutation steps to a neighbouring value (one step, occasionally more); crossover is simulated binary
+crossover (SBX, as pymoo's with rounding) on the value ranks: a child's value lies near one parent's,
+mostly on it, sometimes between or just beyond the two. Categorical genes (block kinds, placement names)
+keep the space's operators: resampling to a different choice, uniform crossover. Children are redrawn
+until valid and returned canonical; `avoid(key)` lets a caller retry until the child is new.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from crossnas.space.base import Space
 
 MAX_TRIES = 1000
 NEW_TRIES = 20  # draws a strategy spends looking for a child not yet seen before it gives up
+SBX_ETA = 15.0
+"""Distribution index of the ordinal (SBX) crossover: pymoo's default for SBX."""
+SBX_GENE_PROB = 0.5
+"""Share of the differing ordered genes that SBX moves; the rest inherit one parent's value (pymoo's
+`prob_var` default)."""
 
 
 class GeneOrder:
@@ -67,12 +73,35 @@ def _mutate_once(genome: np.ndarray, order: GeneOrder, rng: np.random.Generator,
     return child
 
 
+def _sbx_rank(rng: np.random.Generator, x: int, y: int, size: int, eta: float) -> int:
+    """One child of bounded simulated binary crossover (Deb & Agrawal 1995, as pymoo's SBX) on the ranks
+    x != y within [0, size - 1], rounded: near one parent or the other (each with probability 1/2), the
+    spread set by the distribution index `eta` (large: close to a parent; small: wider, beyond both)."""
+    lo, hi = (x, y) if x < y else (y, x)
+    delta, u = float(hi - lo), rng.random()
+
+    def beta_q(room: float) -> float:
+        alpha = 2.0 - (1.0 + 2.0 * room / delta) ** -(eta + 1.0)
+        if u <= 1.0 / alpha:
+            return (u * alpha) ** (1.0 / (eta + 1.0))
+        return (1.0 / (2.0 - u * alpha)) ** (1.0 / (eta + 1.0))
+
+    if rng.random() < 0.5:
+        c = 0.5 * (lo + hi - beta_q(lo) * delta)
+    else:
+        c = 0.5 * (lo + hi + beta_q(size - 1 - hi) * delta)
+    return int(min(max(round(c), 0), size - 1))
+
+
 def _cross_once(a: np.ndarray, b: np.ndarray, order: GeneOrder, rng: np.random.Generator) -> np.ndarray:
-    pick = rng.random(len(a)) < 0.5
-    child = np.where(pick, a, b).astype(np.int64)
+    """Each gene from either parent (uniform); a share `SBX_GENE_PROB` of the ordered genes on which the
+    parents differ is redrawn by SBX on the ranks instead, so values near (and between) the parents'
+    appear while a parent's value, often part of a working combination with its other genes, survives."""
+    child = np.where(rng.random(len(a)) < 0.5, a, b).astype(np.int64)
     for i in np.flatnonzero(order.ordered & (a != b)):
-        lo, hi = sorted((int(order.rank[i][a[i]]), int(order.rank[i][b[i]])))
-        child[i] = order.index[i][int(rng.integers(lo, hi + 1))]
+        if rng.random() < SBX_GENE_PROB:
+            ra, rb = int(order.rank[i][a[i]]), int(order.rank[i][b[i]])
+            child[i] = order.index[i][_sbx_rank(rng, ra, rb, int(order.sizes[i]), SBX_ETA)]
     return child
 
 
@@ -103,7 +132,7 @@ def mutate(space: Space, genome: np.ndarray, rng: np.random.Generator, prob: flo
 
 def crossover(space: Space, a: np.ndarray, b: np.ndarray, rng: np.random.Generator, *,
               avoid: Callable[[str], bool] | None = None, tries: int = MAX_TRIES) -> np.ndarray:
-    """Uniform on categorical genes, a value between the parents' on ordered ones; valid, canonical."""
+    """Uniform on categorical genes, SBX on the ranks of ordered ones; valid, canonical."""
     order = gene_order(space)
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     child = _valid_new(space, lambda: _cross_once(a, b, order, rng), avoid, tries)
