@@ -19,8 +19,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	rm -rf runs/demo
-	$(VENV)/bin/crossnas run demo --out runs/demo
+	$(VENV)/bin/crossnas run demo --out runs/demo --force
 
 test: venv
 	$(VENV)/bin/ruff check src tests benchmarks

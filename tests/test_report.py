@@ -357,5 +357,5 @@ def test_damaged_json_is_named(tmp_path, parts):
 
     run_dir = make_run(tmp_path, parts, supernet_log=None)
     (run_dir / "final.json").write_text('{"entries": [')
-    with pytest.raises(CrossnasError, match="final.json is not valid JSON"):
+    with pytest.raises(CrossnasError, match="final.json: not valid JSON"):
         write_report(run_dir)

@@ -298,15 +298,17 @@ def test_sandwich_trains_largest_and_smallest_with_distillation(tmp_path, monkey
 
 
 def test_old_form_checkpoint_refused(tmp_path):
+    from crossnas.safeload import content_sha256
     from crossnas.supernet.train import load_checkpoint
 
     net = _net()
     train_supernet(net, _splits(), _cfg(1, val_subnets=0), tmp_path, progress=False)
-    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ck["form"] == 2
     load_checkpoint(_net(), tmp_path / "checkpoint.pt")
-    del ck["form"]
-    torch.save(ck, tmp_path / "checkpoint.pt")
+    del ck["form"]  # an intact checkpoint of the old form: its checksum matches, its form does not
+    ck.pop("checksum")
+    torch.save({**ck, "checksum": content_sha256(ck)}, tmp_path / "checkpoint.pt")
     with pytest.raises(CrossnasError, match="form 1"):
         load_checkpoint(_net(), tmp_path / "checkpoint.pt")
     with pytest.raises(CrossnasError, match="form 1"):

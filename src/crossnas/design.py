@@ -14,6 +14,7 @@ sees a half-written design. `load_design` rebuilds the module without the supern
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from torch import nn
 
 from crossnas.errors import CrossnasError
 from crossnas.hardware.config import HardwareConfig, load_hardware
+from crossnas.safeload import load_tensors
 from crossnas.space.arch import NetworkArch
 
 FORMAT = "crossnas-design/1"
@@ -259,9 +261,13 @@ def _software() -> dict[str, str]:
 
 
 def _write_files(folder: Path, meta: dict, hw: HardwareConfig, state: dict) -> None:
-    (folder / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-    (folder / HARDWARE_YAML).write_text(yaml.safe_dump(hw.model_dump(mode="json"), sort_keys=False))
+    # the checksums let load_design tell a cut or garbled file from the one written here
+    hw_text = yaml.safe_dump(hw.model_dump(mode="json"), sort_keys=False)
+    (folder / HARDWARE_YAML).write_text(hw_text)
     torch.save(state, folder / WEIGHTS_PT)
+    meta["hardware_sha256"] = hashlib.sha256(hw_text.encode()).hexdigest()
+    meta["weights_sha256"] = hashlib.sha256((folder / WEIGHTS_PT).read_bytes()).hexdigest()
+    (folder / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _replace_dir(path: Path, fill) -> None:
@@ -299,6 +305,9 @@ def read_design_meta(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CrossnasError(f"{f}: format: expected {FORMAT!r}, got {got!r}")
+    from crossnas import schema
+
+    schema.check(schema.DesignMeta, meta, str(f))
     return meta
 
 
@@ -313,15 +322,19 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     hw_file = path / HARDWARE_YAML
     if not hw_file.is_file():
         raise CrossnasError(f"{hw_file}: not found")
+    want = meta.get("hardware_sha256")
+    if want is not None and hashlib.sha256(hw_file.read_bytes()).hexdigest() != want:
+        raise CrossnasError(f"{hw_file}: differs from what save_design wrote (damaged or edited) (restore "
+                            "it; simulate other hardware with simulate --hardware or --set)")
     hw = load_hardware(hw_file)
     w_file = path / WEIGHTS_PT
-    if not w_file.is_file():
-        raise CrossnasError(f"{w_file}: not found")
-    try:
-        state = torch.load(w_file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        raise CrossnasError(f"{w_file}: cannot read ({e.__class__.__name__}: {str(e)[:200]})") from None
+    state = load_tensors(w_file, "the design's state_dict")
     if not isinstance(state, dict):
         raise CrossnasError(f"{w_file}: expected a state_dict, got {type(state).__name__}")
     _load_state(module, state, str(w_file))
+    # after the shape checks: a garbled file can still load (torch does not check its zip CRCs)
+    want = meta.get("weights_sha256")
+    if want is not None and hashlib.sha256(w_file.read_bytes()).hexdigest() != want:
+        raise CrossnasError(f"{w_file}: differs from what save_design wrote (damaged or replaced) "
+                            "(restore it)")
     return Design(module=module.to(device).eval(), hardware=hw, network=arch, meta=meta, path=path)

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def short(value: object, limit: int = 80) -> str:
+    """`repr`-free text of at most `limit` characters: error messages never print unbounded input."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class CrossnasError(ValueError):
     """Bad input (config field, file, setting). The message names the field or file and what was expected."""
 
@@ -14,7 +21,7 @@ class ConfigError(CrossnasError):
         self.field = field
         msg = f"{field}: expected {expected}"
         if got is not None:
-            msg += f", got {got!r}"
+            msg += f", got {short(repr(got))}"
         super().__init__(msg)
 
 
@@ -36,7 +43,8 @@ def error_lines(err, where: str, *, sep: str = ": ", show_input: bool = False, r
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or root
         value = e.get("input")
-        got = f" (got {value!r})" if show_input and not isinstance(value, (dict, list, tuple)) else ""
+        scalar = not isinstance(value, (dict, list, tuple))
+        got = f" (got {short(repr(value))})" if show_input and scalar else ""
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where}{sep}{loc}: {msg}{got}" if loc else f"{where}{sep}{msg}{got}")
     return lines

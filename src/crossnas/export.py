@@ -183,6 +183,9 @@ def _quiet_exporter():
         log.setLevel(level)
 
 
+MIN_OPSET = 18  # torch.onnx.export(dynamo=True) targets opset 18 and later (torch 2.5+ documentation)
+
+
 def export_onnx(design: Design | str | os.PathLike, out_path: str | os.PathLike, *,
                 opset: int | None = None) -> Path:
     """Write the design's digital network (a design folder or a loaded Design) to `out_path` as ONNX with
@@ -193,8 +196,14 @@ def export_onnx(design: Design | str | os.PathLike, out_path: str | os.PathLike,
     import json
 
     onnx = _require_onnx()
-    d = design if isinstance(design, Design) else load_design(design)
     out_path = Path(out_path)
+    asked = opset
+    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise CrossnasError(f"--opset: expected {MIN_OPSET}..{onnx.defs.onnx_opset_version()} (the torch "
+                            f"exporter writes opset {MIN_OPSET} or later), got {opset}")
+    if out_path.is_dir():
+        raise CrossnasError(f"{out_path}: is a folder (give a file name for --onnx)")
+    d = design if isinstance(design, Design) else load_design(design)
     opset = choose_opset(d.module) if opset is None else opset
     module = export_module(d.module, opset).cpu().float()
     table = quantization_table(module)
@@ -209,6 +218,9 @@ def export_onnx(design: Design | str | os.PathLike, out_path: str | os.PathLike,
                 dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False,
                 optimize=True, custom_translation_table={torch.ops.crossnas.qdq.default: _qdq_onnx})
         proto = prog.model_proto
+        got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        if asked is not None and got != asked:
+            raise CrossnasError(f"--opset: the exporter wrote opset {got}, not {asked} (pick another opset)")
         meta = {"crossnas.design": d.name, "crossnas.format": str(d.meta.get("format", "")),
                 "crossnas.hardware": json.dumps(d.hardware.model_dump(mode="json"), sort_keys=True),
                 "crossnas.hardware_name": d.hardware.name,

@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     except CrossnasError as e:
         print(f"crossnas {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a permission or disk problem no check caught: still one line naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"crossnas {args.command}: error: {where}{e.strerror or e} (check the path, its permissions "
+              "and free space)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

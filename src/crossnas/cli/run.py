@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("config", help="run config YAML or a preset name (crossnas.pipeline presets)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run in --out (only files crossnas wrote there; others are kept)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="override config.device")
     p.add_argument("--backend", choices=("local", "process", "ray"), default=None,
                    help="where search candidates are evaluated (overrides search.backend)")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(dry_run(cfg, out, device=args.device))
         return 0
     res = run_pipeline(cfg, out, resume=args.resume, device=args.device, progress=not args.no_progress,
-                       stop_after=args.stop_after, log_format=args.log_format, threads=args.threads)
+                       stop_after=args.stop_after, log_format=args.log_format, threads=args.threads,
+                       force=args.force)
     if res.final:
         for e in res.final["entries"]:
             t, c = e["test"], e["cost"]["totals"]

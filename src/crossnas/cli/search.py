@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--supernet", type=Path, required=True, help="checkpoint.pt from train-supernet")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue the search checkpointed in OUT")
+    p.add_argument("--force", action="store_true",
+                   help="start over in OUT (replaces only what crossnas wrote)")
     p.add_argument("--backend", choices=("local", "process", "ray"), default=None,
                    help="override search.backend")
     p.add_argument("--workers", type=int, default=None, help="override search.workers")
@@ -52,16 +54,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.supernet.is_file():
         raise CrossnasError(f"--supernet: file {args.supernet} not found (train one with train-supernet)")
     from crossnas.pipeline.inputs import require_square
+    from crossnas.runfolder import claim
 
-    splits = require_square(load_splits(cfg))
-    space = resolve_space(cfg, splits.input_size)
-    apply_for_space(args.threads or cfg.threads, space, splits.in_channels, search_cfg.batch_size)
-    supernet = build_supernet(cfg, splits, space)
-    load_checkpoint(supernet, args.supernet)
-    dev = resolve_device(args.device)
-    supernet.to(dev)
-    result = run_cross_layer_search(space, supernet, splits, resolve_hardware(cfg), search_cfg, args.out,
-                                    resume=args.resume, device=str(dev), progress=not args.no_progress)
+    with claim(args.out, "search", resume=args.resume, force=args.force):
+        splits = require_square(load_splits(cfg))
+        space = resolve_space(cfg, splits.input_size)
+        apply_for_space(args.threads or cfg.threads, space, splits.in_channels, search_cfg.batch_size)
+        supernet = build_supernet(cfg, splits, space)
+        load_checkpoint(supernet, args.supernet)
+        dev = resolve_device(args.device)
+        supernet.to(dev)
+        result = run_cross_layer_search(space, supernet, splits, resolve_hardware(cfg), search_cfg, args.out,
+                                        resume=args.resume, device=str(dev), progress=not args.no_progress)
     final = result.meta.get("final", {})
     print(f"{len(result.pareto)} designs on the Pareto front ({result.n_evaluations} evaluations, "
           f"{search_cfg.mode}; front re-evaluated at fidelity {final.get('fidelity')} on "

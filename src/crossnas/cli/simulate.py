@@ -37,14 +37,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import torch
-
     from crossnas.data import load_dataset
     from crossnas.hardware.config import load_hardware, parse_set_args
     from crossnas.models import get_model, parse_model_args
 
-    if args.chips < 1:
-        raise CrossnasError(f"--chips: expected >= 1, got {args.chips}")
+    for flag, value in (("--chips", args.chips), ("--batch-size", args.batch_size),
+                        ("--calib-batches", args.calib_batches)):
+        if value < 1:
+            raise CrossnasError(f"{flag}: expected >= 1, got {value}")
+    if args.json and Path(args.json).is_dir():
+        raise CrossnasError(f"--json: {args.json} is a folder (give a file name)")
     if args.design is not None:
         from crossnas.usercode import is_code_spec
 
@@ -59,15 +61,17 @@ def run(args) -> int:
     splits = load_dataset(args.data, seed=args.seed)
     c, h, w = splits.input_shape
     model = get_model(args.model, c, splits.num_classes, (h, w), **parse_model_args(args.model_arg))
+    from crossnas.safeload import load_tensors
+
     wpath = Path(args.weights)
     if not wpath.exists():
         raise CrossnasError(f"--weights: file not found: {wpath}")
-    state = torch.load(wpath, map_location="cpu", weights_only=True)
+    state = load_tensors(wpath, "a state_dict (torch.save)")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         msg = " ".join(str(e).split())
         raise CrossnasError(f"--weights: does not match model {args.model!r}: {msg[:300]}") from None
     return _simulate(args, model, hw, splits, {"model": args.model})

@@ -10,12 +10,11 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crossnas.errors import ConfigError, CrossnasError, validated
 from crossnas.hardware.adc_law import ADCLaw
-from crossnas.yamlio import read_yaml_mapping
+from crossnas.yamlio import parse_value, read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -29,29 +28,30 @@ class DeviceConfig(_Strict):
     """Memory technology; `pcm` enables the PCM noise/drift formulas when switched on."""
     bits_per_cell: int = Field(1, ge=1, le=8)
     """Conductance levels per cell = 2**bits_per_cell."""
-    r_on_ohm: float = Field(10e3, gt=0)
+    # bound: ON states reported for RRAM/PCM/MRAM lie within ~1 kOhm-1 MOhm (pim-components.md: 10 kOhm)
+    r_on_ohm: float = Field(10e3, gt=0, le=1e8, allow_inf_nan=False)
     """Low-resistance state (highest conductance)."""
-    r_off_ohm: float | None = Field(1e6, gt=0)
+    r_off_ohm: float | None = Field(1e6, gt=0, le=1e12, allow_inf_nan=False)
     """High-resistance state; None means an infinite on/off ratio (g_min = 0)."""
-    read_voltage_v: float = Field(0.15, gt=0)
+    read_voltage_v: float = Field(0.15, gt=0, le=5.0, allow_inf_nan=False)  # reads stay < 1 V
     """Read voltage applied to a driven row."""
-    read_latency_ns: float = Field(3.16, gt=0)
+    read_latency_ns: float = Field(3.16, gt=0, le=1e6, allow_inf_nan=False)
     """Time of one array read (one input slice)."""
-    cell_area_um2: float = Field(1.44, gt=0)
+    cell_area_um2: float = Field(1.44, gt=0, allow_inf_nan=False)
     """Area of one cell (1T1R) at `technology_nm`."""
-    technology_nm: int = Field(130, ge=1)
+    technology_nm: int = Field(130, ge=1, le=1000)
     """Process node of the array and periphery."""
-    variation: float = Field(0.0, ge=0, allow_inf_nan=False)
+    variation: float = Field(0.0, ge=0, le=1.0, allow_inf_nan=False)  # sigma = the signal at 1
     """Relative sigma of per-cell programming variation (0 = off)."""
     variation_model: Literal["gaussian", "lognormal"] = "gaussian"
     """Distribution of programming variation."""
-    stuck_off_rate: float = Field(0.0, ge=0, le=1)
+    stuck_off_rate: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     """Fraction of cells stuck at the high-resistance state (g_min)."""
-    stuck_on_rate: float = Field(0.0, ge=0, le=1)
+    stuck_on_rate: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     """Fraction of cells stuck at the low-resistance state (g_max)."""
     pcm_noise: bool = False
     """Apply PCM programming noise (Nandakumar et al. 2019) instead of `variation`."""
-    drift_time_s: float | None = Field(None, ge=0)
+    drift_time_s: float | None = Field(None, ge=0, allow_inf_nan=False)
     """PCM drift: time since programming (None = no drift)."""
     ir_drop: bool = False
     """Simulate IR drop on word and bit lines from `crossbar.wire_r_ohm` (first order, docs/analog.md)."""
@@ -78,9 +78,9 @@ class DeviceConfig(_Strict):
 
 
 class CrossbarConfig(_Strict):
-    rows: int = Field(256, ge=1)
+    rows: int = Field(256, ge=1, le=65536)  # arrays reported reach 1024; tests model 11000-row sums
     """Word lines per array."""
-    cols: int = Field(256, ge=1)
+    cols: int = Field(256, ge=1, le=65536)
     """Bit lines per array."""
     signed: Literal["differential", "offset"] = "differential"
     """Signed weights: a positive and a negative array (sign not stored), or one array with an offset."""
@@ -111,11 +111,11 @@ class ADCConfig(_Strict):
     """Per-layer resolution: {module-name glob: bits}, e.g. {"blocks.3.*": 4}; first match wins."""
     cols_per_adc: int = Field(2, ge=1)
     """Columns sharing one ADC (time-multiplexed); kept when the crossbar size changes."""
-    sample_rate_hz: float = Field(1e9, gt=0)
+    sample_rate_hz: float = Field(1e9, gt=0, le=1e11, allow_inf_nan=False)
     """Conversions per second of one ADC at `reference_bits` (other bits: `law`)."""
-    power_w: float | None = Field(None, gt=0)
+    power_w: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Power of one ADC at `reference_bits`; None takes energy from `energy_table` at each layer's bits."""
-    area_um2: float | None = Field(None, gt=0)
+    area_um2: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Area of one ADC at `reference_bits`; None takes it from `energy_table`."""
     reference_bits: int | None = Field(None, ge=1, le=16)
     """Resolution at which power_w, area_um2 and sample_rate_hz hold; None means `bits`."""
@@ -125,7 +125,7 @@ class ADCConfig(_Strict):
     """Which component table gives energy/area per conversion when not set explicitly."""
     range: Literal["full_scale", "calibrated"] = "calibrated"
     """ADC input range: the theoretical maximum partial sum, or calibrated on data (see `range_scope`)."""
-    percentile: float = Field(99.99, gt=0, le=100)
+    percentile: float = Field(99.99, gt=0, le=100, allow_inf_nan=False)
     """With range=calibrated: the percentile of observed |partial sums| that maps to full scale."""
     range_scope: Literal["layer", "tile"] = "tile"
     """With range=calibrated: one range per layer, or one per (layer, row tile): a short tile gets its own."""
@@ -156,13 +156,13 @@ class SystemConfig(_Strict):
     """Processing elements in one tile."""
     tiles: int | Literal["auto"] = "auto"
     """Tiles on the chip; auto grows the chip to fit the network (a fixed number that is too small warns)."""
-    clock_hz: float = Field(500e6, gt=0)
+    clock_hz: float = Field(500e6, gt=0, le=1e10, allow_inf_nan=False)  # 10 GHz bound
     """Digital clock (shift-add, activation, pooling, buffers)."""
-    buffer_kb: float = Field(64.0, gt=0)
+    buffer_kb: float = Field(64.0, gt=0, allow_inf_nan=False)
     """Input/output buffer per tile."""
-    inter_tile_gbps: float = Field(20.0, gt=0)
+    inter_tile_gbps: float = Field(20.0, gt=0, allow_inf_nan=False)
     """Bandwidth between tiles."""
-    intra_tile_gbps: float = Field(1024.0, gt=0)
+    intra_tile_gbps: float = Field(1024.0, gt=0, allow_inf_nan=False)
     """Bandwidth inside a tile."""
     duplication: Literal["none", "balance"] = "none"
     """`balance` copies early (large-map) layers to balance the pipeline when spare arrays allow."""
@@ -225,7 +225,8 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
         node = node[p]
     if not isinstance(node, dict) or (parts[-1] not in node):
         raise ConfigError(key, "a known hardware config key")
-    node[parts[-1]] = value
+    old = node[parts[-1]]  # a section given as a mapping updates its keys, never replaces the section
+    node[parts[-1]] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
 
 
 def _validate(data: dict, source: str) -> HardwareConfig:
@@ -300,5 +301,5 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise CrossnasError(f"--set {item!r}: expected key=value, e.g. crossbar.rows=128")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_value(v, k.strip())
     return out

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crossnas.errors import CrossnasError
 from crossnas.pipeline import report_plots as rp
 from crossnas.pipeline.references import PUBLISHED, REFERENCE_DATASET
 
@@ -99,16 +98,27 @@ def _dataset_key(name: Any) -> str:
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:  # written atomically, so this is damage worth reporting, not hiding
-        raise CrossnasError(f"report: {path} is not valid JSON ({e})") from None
+    from crossnas.jsonio import read_json
+
+    # written atomically, so damage is worth reporting, not hiding
+    return read_json(path, "JSON written by crossnas run", hint="restore it or start a new run folder")
+
+
+def _read_typed(path: Path, model: str) -> dict | None:
+    """A file of the run schema (crossnas.schema), validated: a missing metric is an error naming it."""
+    if not path.is_file():
+        return None
+    from crossnas import schema
+
+    return schema.read(path, getattr(schema, model), "JSON written by crossnas run").model_dump()
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    from crossnas.jsonio import read_text
+
     rows = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in read_text(path, "JSON lines", "restore it or start a new run folder").splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:  # a line cut by an interrupted write
@@ -399,8 +409,8 @@ def write_report(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     run = _read_json(run_dir / "run.json") or {}
-    search = _read_json(run_dir / "search" / "pareto.json")
-    final = _read_json(run_dir / "final.json")
+    search = _read_typed(run_dir / "search" / "pareto.json", "ParetoFile")
+    final = _read_typed(run_dir / "final.json", "FinalResult")
     train_rows = _read_jsonl(run_dir / "supernet" / "metrics.jsonl")
     entries = list((final or {}).get("entries") or [])
     dataset = (final or {}).get("dataset") or ((run.get("config") or {}).get("data") or {}).get("name") or ""

@@ -7,7 +7,6 @@ file per final evaluation). Selection uses the validation split; the test split 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas import schema
+from crossnas.errors import CrossnasError
 from crossnas.pipeline.config import (
     RunConfig,
     build_supernet,
@@ -62,6 +63,18 @@ def hardware_summary(hw) -> dict:
             "name": hw.name, "preset": hw.name.split("+")[0]}
 
 
+def _write_snapshot(path: Path, snapshot: dict) -> None:
+    """config.yaml, rewritten only when the config it holds differs (a resume leaves it untouched)."""
+    import yaml
+
+    try:
+        same = path.is_file() and yaml.safe_load(path.read_text()) == snapshot
+    except (yaml.YAMLError, UnicodeDecodeError):  # a snapshot crossnas wrote; never read for results
+        same = False
+    if not same:
+        atomic_write(path, yaml.safe_dump(snapshot, sort_keys=False))
+
+
 class _Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool, device: str | None, progress: bool,
                  backend=None, threads: str | int | None = None):
@@ -72,15 +85,20 @@ class _Pipeline:
 
         self.device = resolve_device(device or cfg.device)
         # the data is read and user code hashed before anything is written: bad input leaves no folder
+        from crossnas.pipeline.preflight import check_before_work, done_stages
+
+        done = done_stages(run_dir, resume)  # run.json checked first: a damaged one is named
         self._splits, code = check_inputs(cfg, run_dir, resume=resume)
+        check_before_work(cfg, done, self._splits)
         snapshot = cfg.model_dump(mode="json")
         seeds = {"data": cfg.data.seed, "supernet": cfg.supernet.seed, "search": cfg.search.seed,
                  "retrain": cfg.retrain.seed, "final": cfg.final.seed}
-        self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume)
-        record_code(self.state, code)
-        import yaml
+        from crossnas.pipeline.fingerprint import resolved_inputs
 
-        atomic_write(run_dir / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
+        self.state = RunState.open(run_dir, snapshot, seeds, str(self.device), resume=resume,
+                                   inputs=resolved_inputs(cfg))
+        record_code(self.state, code)
+        _write_snapshot(run_dir / "config.yaml", snapshot)
         self._space = self._supernet = None
         self.result: dict | None = None
         self.final: dict | None = None
@@ -120,7 +138,28 @@ class _Pipeline:
     def supernet(self):
         if self._supernet is None:
             self._supernet = build_supernet(self.cfg, self.splits, self.space)
+            if self.state.done("supernet"):  # read only when a later stage needs it
+                from crossnas.supernet.train import load_checkpoint
+
+                load_checkpoint(self._supernet, self.checked_checkpoint())
         return self._supernet
+
+    def checked_checkpoint(self) -> Path:
+        """The finished supernet's checkpoint, refused when it is not the file that stage wrote."""
+        from crossnas.pipeline.fingerprint import file_sha256
+
+        ckpt = self.run_dir / "supernet" / "checkpoint.pt"
+        want = self.state.data["stages"]["supernet"].get("checkpoint_sha256")
+        if not ckpt.is_file():
+            raise CrossnasError(f"{ckpt}: not found, but the supernet stage is done (restore it, or start a "
+                                "new run folder)")
+        if want is not None and file_sha256(ckpt) != want:
+            raise CrossnasError(f"{ckpt}: changed since the supernet stage wrote it (sha256 differs) "
+                                "(restore it, or start a new run folder)")
+        return ckpt
+
+    def supernet_inputs(self) -> dict:
+        return {"supernet_checkpoint": self.state.data["stages"]["supernet"].get("checkpoint_sha256")}
 
     def train_loader(self, seed: int, batch_size: int = 128) -> DataLoader:
         return DataLoader(self.splits.train, batch_size=batch_size, shuffle=True,
@@ -128,17 +167,19 @@ class _Pipeline:
 
     # --- stages -----------------------------------------------------------------------------------
     def stage_supernet(self) -> None:
-        from crossnas.supernet.train import load_checkpoint, train_supernet
+        from crossnas.supernet.train import train_supernet
 
         out = self.run_dir / "supernet"
         ckpt = out / "checkpoint.pt"
         if self.state.done("supernet"):
-            load_checkpoint(self.supernet, ckpt)
             return
-        with self.state.stage("supernet"):
+        with self.state.stage("supernet") as rec:
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
                            progress=self.progress, augment=self.cfg.augment)
+            from crossnas.pipeline.fingerprint import file_sha256
+
+            rec["checkpoint_sha256"] = file_sha256(ckpt)
         self.supernet.to("cpu")
 
     def stage_search(self) -> None:
@@ -146,11 +187,11 @@ class _Pipeline:
         if not self.state.done("search"):
             from crossnas.search.crosslayer import run_cross_layer_search
 
-            with self.state.stage("search"):
+            with self.state.stage("search", self.supernet_inputs()):
                 run_cross_layer_search(self.space, self.supernet, self.splits, self.hardware, self.cfg.search,
                                        out, resume=(out / "search_checkpoint.json").exists(),
                                        device=str(self.device), progress=self.progress, backend=self.backend)
-        self.result = json.loads((out / "pareto.json").read_text())
+        self.result = schema.read(out / "pareto.json", schema.ParetoFile, "the search result").model_dump()
 
     def stage_retrain(self) -> None:
         from crossnas.design import save_design
@@ -161,7 +202,8 @@ class _Pipeline:
         # before the stage starts: a floor no design meets stops here, `select` still open to change
         chosen = choose_designs(self, self.result)
         rc = self.cfg.retrain
-        with self.state.stage("retrain"), task_for(True, "retrain", len(chosen) * rc.epochs, "epochs") as bar:
+        with self.state.stage("retrain", self.supernet_inputs()), \
+                task_for(True, "retrain", len(chosen) * rc.epochs, "epochs") as bar:
             for i, (rec, reason) in enumerate(chosen):
                 ddir = self.run_dir / "designs" / f"design-{i + 1}"
                 if (ddir / "design.json").exists():
@@ -203,7 +245,7 @@ class _Pipeline:
 
         path = self.run_dir / "final.json"
         if self.state.done("final"):
-            self.final = json.loads(path.read_text())
+            self.final = schema.read(path, schema.FinalResult, "the final evaluation").model_dump()
             return
         from crossnas.pipeline.baselines import final_plan
         from crossnas.pipeline.designs import picked_design
@@ -218,9 +260,13 @@ class _Pipeline:
             for name, d, chip in plan:
                 cache = self.run_dir / "final" / f"{name}.json"
                 if cache.exists():
-                    entries.append(json.loads(cache.read_text()))
-                    bar.advance(1)
-                    continue
+                    try:
+                        rec = schema.read(cache, schema.FinalEntry, "one final evaluation")
+                        entries.append(rec.model_dump())
+                        bar.advance(1)
+                        continue
+                    except CrossnasError:  # a derived cache: a damaged one is evaluated again
+                        pass
                 t0 = time.perf_counter()
                 design = load_design(d, code=self.cfg.baselines.models)
                 hw = design.hardware if chip is None else load_design(chip).hardware  # a design's chip
@@ -241,14 +287,13 @@ class _Pipeline:
                                   "per_chip": [float(a) for a in pim.per_chip],
                                   **image_counts(pim, info["n"])},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
-                atomic_write(cache, json.dumps(entry, indent=1, default=float))
-                entries.append(entry)
+                entries.append(schema.write(cache, schema.FinalEntry, entry))
                 bar.advance(1)
                 bar.line(f"{name}: PIM {pim.accuracy_pim:.4f} +- {pim.accuracy_pim_std:.4f}, digital "
                          f"{pim.accuracy_digital:.4f}, EDP {cost.totals['edp_js']:.3g} J*s")
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
                      "dataset": self.cfg.data.name, "entries": entries, "picked": picked_design(entries)}
-            atomic_write(path, json.dumps(final, indent=1, default=float))
+            final = schema.write(path, schema.FinalResult, final)
         self.final = final
 
     def stage_report(self) -> None:
@@ -262,26 +307,31 @@ class _Pipeline:
 
 def run_pipeline(config: str | Path | dict | RunConfig, out_dir: str | Path, *, resume: bool = False,
                  device: str | None = None, progress: bool = True, stop_after: str | None = None,
-                 backend=None, log_format: str = "auto", threads: str | int | None = None) -> RunResult:
+                 backend=None, log_format: str = "auto", threads: str | int | None = None,
+                 force: bool = False) -> RunResult:
     """Run (or resume) every stage; `stop_after` ends after the named stage (to test resumption).
+    `force` replaces a previous run in `out_dir` (only the files crossnas wrote, see crossnas.runfolder).
 
     Progress (`crossnas.progress`): `log_format` auto (rich bars on a terminal, else plain lines), rich or
     plain; `progress=False` prints none. Headers and unit lines also go to `out_dir/run.log`.
     """
     from crossnas.pipeline.progress_log import announce, stage_header
     from crossnas.progress import Reporter, use
+    from crossnas.runfolder import claim
 
     cfg = config if isinstance(config, RunConfig) else load_run_config(config)
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after: expected one of {STAGES}, got {stop_after!r}")
-    p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=True, backend=backend,
-                  threads=threads)
-    with use(Reporter(log_format if progress else "off", log_path=Path(out_dir) / LOG)) as rep:
-        announce(rep, p)
-        for name in STAGES:
-            stage_header(rep, p, name)
-            getattr(p, f"stage_{name}")()
-            if name == stop_after:
-                break
+    with claim(out_dir, "run", resume=resume, force=force) as folder:
+        p = _Pipeline(cfg, Path(out_dir), resume=resume, device=device, progress=True, backend=backend,
+                      threads=threads)
+        with use(Reporter(log_format if progress else "off", log_path=Path(out_dir) / LOG)) as rep:
+            announce(rep, p)
+            for name in STAGES:
+                stage_header(rep, p, name)
+                getattr(p, f"stage_{name}")()
+                folder.record()
+                if name == stop_after:
+                    break
     return RunResult(run_dir=Path(out_dir), report_html=p.report_html, final=p.final,
                      stages=p.state.data["stages"])

@@ -7,7 +7,6 @@ same module on the candidate's hardware. Results are cached by canonical genome 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from crossnas import schema
 from crossnas.errors import CrossnasError
 from crossnas.hardware import HardwareConfig
 from crossnas.network import extract_layers
 from crossnas.progress import task_for
 from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.result import SearchResult
-from crossnas.search.store import atomic_write
 
 
 @dataclass
@@ -211,12 +210,24 @@ def _full_records(records: list[dict], sub: Any, stage: int) -> list[dict]:
     return out
 
 
+def score_context(evaluator: CrossLayerEvaluator) -> dict:
+    """What an evaluator's scores depend on besides the genome: the hardware (every field, so a changed
+    hardware file is seen), the evaluator's settings and the supernet's weights (sha256)."""
+    from crossnas.safeload import content_sha256
+
+    ev = {k: getattr(evaluator, k) for k in ("fidelity", "val_limit", "bn_batches", "calib_batches",
+                                             "batch_size", "chips", "seed")}
+    return {"hardware": evaluator.hardware.model_dump(mode="json"), "evaluator": ev,
+            "supernet_sha256": content_sha256(evaluator.supernet.state_dict())}
+
+
 def _run_search(space: Any, evaluator: Any, cfg: Any, budget: int, folder: Path, backend: Any,
                 progress: bool, **override: Any) -> SearchResult:
     from crossnas.search.engine import search
 
     return search(space, evaluator, budget=budget, checkpoint=folder / CHECKPOINT, backend=backend,
-                  progress=progress, log_path=folder / LOG, **{**cfg.search_kwargs(), **override})
+                  progress=progress, log_path=folder / LOG, context=score_context(evaluator),
+                  **{**cfg.search_kwargs(), **override})
 
 
 def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: Any, cache_path: Path,
@@ -227,11 +238,15 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
     meta = {"fidelity": cfg.final_fidelity, "chips": cfg.final_chips, "val_limit": cfg.val_limit,
             "seed": cfg.seed, "bn_batches": cfg.bn_batches, "calib_batches": cfg.calib_batches,
             "batch_size": cfg.batch_size}
+    key = {**meta, **score_context(evaluator)}
     cache: dict[str, dict] = {}
     if cache_path.exists():
-        saved = json.loads(cache_path.read_text())
-        if saved.get("meta") == meta:  # another final fidelity: the cached scores do not apply
-            cache = saved["metrics"]
+        try:
+            saved = schema.read(cache_path, schema.FrontCache, "the front's re-scored metrics").model_dump()
+        except CrossnasError:  # a derived cache: a damaged one is recomputed
+            saved = {}
+        if saved.get("meta") == key:
+            cache = saved["metrics"]  # other hardware, fidelity or weights: the scores do not apply
     todo = [r for r in result.pareto if r["key"] not in cache]
     step = max(1, int(cfg.workers))
     with task_for(progress, "re-score front", len(todo), "designs") as bar:
@@ -239,7 +254,7 @@ def _reevaluate_front(result: SearchResult, evaluator: Any, cfg: Any, backend: A
             chunk = todo[i:i + step]
             for r, m in zip(chunk, backend.map(evaluator, [r["arch"] for r in chunk])):
                 cache[r["key"]] = m
-            atomic_write(cache_path, json.dumps({"meta": meta, "metrics": cache}, indent=1))
+            schema.write(cache_path, schema.FrontCache, {"meta": key, "metrics": cache})
             if bar is not None:
                 bar.advance(len(chunk))
                 accs = ", ".join(f"{cache[r['key']].get('accuracy_pim', float('nan')):.4f}" for r in chunk)

@@ -45,11 +45,33 @@ def _reference(records: list[dict], objectives: dict[str, str], constraints: dic
 
 
 def _load_checkpoint(path: Path, meta: dict) -> dict[str, dict]:
-    ck = json.loads(path.read_text())
-    for k, v in meta.items():
-        if ck.get("meta", {}).get(k) != v:
-            raise ValueError(f"checkpoint {path} was made with {k}={ck.get('meta', {}).get(k)!r}, not {v!r}")
-    return {r["key"]: r for r in ck["store"]}
+    """The evaluated records of a checkpoint made with the same `meta` (strategy, seed, objectives,
+    hardware, evaluator settings, supernet weights); otherwise a CrossnasError naming the first field."""
+    from crossnas.errors import CrossnasError, short
+    from crossnas.jsonio import read_json
+    from crossnas.pipeline.fingerprint import changed_fields
+
+    hint = "pass --force to start over, or choose another folder"
+    ck = read_json(path, "a search checkpoint", hint=hint)
+    saved = ck.get("meta")
+    if not isinstance(saved, dict) or not isinstance(ck.get("store"), list):
+        raise CrossnasError(f"{path}: not a search checkpoint (expected meta and store) ({hint})")
+    diff = changed_fields({k: saved.get(k) for k in meta}, meta)
+    if diff:
+        f = diff[0]
+        old, new = (_dotted_get(d, f) for d in (saved, meta))
+        raise CrossnasError(f"{path}: made with {f}={short(repr(old), 40)}, not {short(repr(new), 40)}; "
+                            f"its results do not apply ({hint})")
+    try:
+        return {r["key"]: r for r in ck["store"]}
+    except (KeyError, TypeError):
+        raise CrossnasError(f"{path}: damaged store of evaluated records ({hint})") from None
+
+
+def _dotted_get(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
 
 
 def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
@@ -59,14 +81,16 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
            checkpoint: str | Path | None = None, backend: EvaluatorBackend | None = None,
            pop_size: int | None = None, fitness: Any = None, ref_point: dict | Sequence[float] | None = None,
            progress: bool = True, log_path: str | Path | None = None, max_stall: int = defaults.MAX_STALL,
-           surrogate: Any = None, **strategy_kw: Any) -> SearchResult:
+           surrogate: Any = None, context: dict | None = None, **strategy_kw: Any) -> SearchResult:
     """Search `space` for the Pareto set of `objectives` ({metric: 'min'|'max'}) within `budget`
     distinct canonical evaluations (spent in full unless the space runs out of distinct genomes).
 
     `pop_size=None` follows the budget rule of `crossnas.search.defaults`. `surrogate` ({model, pool,
     explore}, nsga2 only) ranks a pool of offspring with a model of the expensive metrics; metrics that
     `evaluate.cheap(archs)` returns, when the evaluator has it, are computed exactly and not modelled.
-    Extra keywords go to the strategy (e.g. parents=10, mutation_prob)."""
+    Extra keywords go to the strategy (e.g. parents=10, mutation_prob). `context` (JSON-able: hardware,
+    evaluator settings, ...) is what the scores depend on beyond the search settings; a checkpoint made
+    with another context is refused."""
     from crossnas.search.surrogate import surrogate_spec
 
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
@@ -80,7 +104,7 @@ def search(space: Space, evaluate: Callable[[list[dict]], list[dict]], *,
     sur = surrogate_spec(surrogate, strategy)
     meta = {"strategy": strategy, "seed": seed, "pop_size": pop_size, "objectives": objectives,
             "constraints": {k: list(v) for k, v in (constraints or {}).items()},
-            "surrogate": None if sur is None else sur.model_dump()}
+            "surrogate": None if sur is None else sur.model_dump(), **(context or {})}
     replay: dict[str, dict] = {}
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None and ck_path.exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +73,9 @@ class SearchResult:
                 "n_evaluations": self.n_evaluations, "meta": self.meta}
 
     def to_json(self, path) -> None:
-        atomic_write(path, json.dumps(self.to_dict(), indent=1))
+        from crossnas import schema
+
+        schema.write(path, schema.ParetoFile, self.to_dict())
 
     def to_csv(self, path, which: str = "history") -> None:
         """One row per record (history or pareto): key, generation, wall_s, arch.*, metrics.*."""

@@ -11,11 +11,22 @@ import numpy as np
 
 
 def atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it over `path`: never half-written, no temp
+    file left behind; an unwritable place or a folder at `path` is a CrossnasError naming it."""
+    from crossnas.errors import CrossnasError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CrossnasError(f"{path}: is a folder (give a file name)")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CrossnasError(f"{path}: cannot write ({e.strerror}) (check the folder and its permissions)"
+                            ) from None
 
 
 def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 100) -> Path:

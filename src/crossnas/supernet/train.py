@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from crossnas.device import resolve_device
-from crossnas.errors import CrossnasError
+from crossnas.errors import CrossnasError, short
 from crossnas.progress import task_for
+from crossnas.safeload import content_sha256, expect_dict, load_tensors
 from crossnas.supernet.bn import recalibrate_bn
 
 CHECKPOINT = "checkpoint.pt"
@@ -96,8 +97,12 @@ def _epoch_loader(train, cfg: SupernetTrainConfig, epoch: int, salt: int = 0):
 
 
 def _rng_state(sampler: np.random.Generator) -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-          "sampler": sampler.bit_generator.state}
+    """Every RNG as tensors and plain data, so the checkpoint loads with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {"torch": torch.get_rng_state(),
+          "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "gauss": float(gauss)},
+          "python": random.getstate(), "sampler": sampler.bit_generator.state}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -105,7 +110,9 @@ def _rng_state(sampler: np.random.Generator) -> dict:
 
 def _set_rng_state(st: dict, sampler: np.random.Generator) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
+    n = st["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(st["python"])
     sampler.bit_generator.state = st["sampler"]
     if "cuda" in st and torch.cuda.is_available():
@@ -114,7 +121,7 @@ def _set_rng_state(st: dict, sampler: np.random.Generator) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
+    torch.save({**obj, "checksum": content_sha256(obj)}, tmp)
     os.replace(tmp, path)
 
 
@@ -166,13 +173,17 @@ def train_supernet(supernet, data: Any, config: SupernetTrainConfig | dict, out_
     if resume:
         if not ckpt_path.exists():
             raise CrossnasError(f"resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ck = read_checkpoint(ckpt_path, map_location=dev)
         _check_form(ck, ckpt_path)
-        supernet.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        _set_rng_state(ck["rng"], sampler)
-        start = int(ck["epoch"])
+        try:
+            _load_weights(supernet, ck["model"], ckpt_path)
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            _set_rng_state(ck["rng"], sampler)
+            start = int(ck["epoch"])
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise CrossnasError(f"{ckpt_path}: damaged training state ({e.__class__.__name__}: "
+                                f"{short(str(e))}) (train again with --force)") from None
     else:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -271,12 +282,32 @@ def _val_subnets(supernet, train, val, cfg: SupernetTrainConfig, epoch: int, dev
     return res
 
 
-def load_checkpoint(supernet, path: str | Path) -> dict:
-    """Load a training checkpoint's weights into `supernet`; returns the checkpoint dict."""
-    ck = torch.load(Path(path), map_location="cpu", weights_only=False)
-    _check_form(ck, Path(path))
-    supernet.load_state_dict(ck["model"])
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+    """A supernet training checkpoint, read safely (tensors and plain data only) and checked for its keys."""
+    ck = load_tensors(path, "a supernet checkpoint.pt from train-supernet", map_location)
+    ck = expect_dict(ck, path, ("model",), "a supernet checkpoint",
+                     "a design's weights.pt is not one; pass train-supernet's OUT/checkpoint.pt")
+    want = ck.pop("checksum", None)
+    if want is not None and content_sha256(ck) != want:
+        raise CrossnasError(f"{path}: damaged (its content does not match the checksum stored in it) "
+                            "(train again with --force)")
     return ck
 
 
-__all__ = ["FORM", "SupernetTrainConfig", "train_supernet", "load_checkpoint"]
+def _load_weights(supernet, state: Any, path: Path) -> None:
+    try:
+        supernet.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CrossnasError(f"{path}: weights do not fit this config's supernet ({short(str(e))}) "
+                            "(use the checkpoint trained with this config)") from None
+
+
+def load_checkpoint(supernet, path: str | Path) -> dict:
+    """Load a training checkpoint's weights into `supernet`; returns the checkpoint dict."""
+    ck = read_checkpoint(path)
+    _check_form(ck, Path(path))
+    _load_weights(supernet, ck["model"], Path(path))
+    return ck
+
+
+__all__ = ["FORM", "SupernetTrainConfig", "train_supernet", "load_checkpoint", "read_checkpoint"]
