@@ -127,3 +127,26 @@ def test_truncated_supernet_checkpoint_names_the_file(done_run, tmp_path, cfg_fi
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"{ck}: cannot read" in err and len(err.strip().splitlines()) == 1
+
+
+class _SystemPayload:
+    """A payload through a module torch blocks outright (os.system), whose refusal torch words differently."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_blocked_module_payload_is_named_as_refused(tmp_path):
+    from crossnas.errors import CrossnasError
+    from crossnas.safeload import load_tensors
+
+    evil, marker = tmp_path / "evil.pt", tmp_path / "ran"
+    torch.save({"model": _SystemPayload(marker)}, evil)
+    with pytest.raises(CrossnasError, match=r"refused: holds a \S*system object"):
+        load_tensors(evil, "a supernet checkpoint")
+    assert not marker.exists()

@@ -27,7 +27,7 @@ def load_tensors(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        m = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", text)  # not allowed, or module blocked
         if m:
             raise CrossnasError(f"{path}: refused: holds a {short(m.group(1), 60)} object, not only tensors "
                                 "and plain data; loading it could run code (use only files crossnas wrote)"
