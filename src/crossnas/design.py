@@ -32,6 +32,7 @@ from crossnas.errors import CrossnasError
 from crossnas.hardware.config import HardwareConfig, load_hardware
 from crossnas.safeload import load_tensors
 from crossnas.space.arch import NetworkArch
+from crossnas.usercode import file_sha256
 
 FORMAT = "crossnas-design/1"
 DESIGN_JSON, HARDWARE_YAML, WEIGHTS_PT = "design.json", "hardware.yaml", "weights.pt"
@@ -107,7 +108,7 @@ def _check_model_spec(model: Any, where: str) -> dict[str, Any]:
 def _check_code(spec: dict[str, Any], code, where: str) -> None:
     """A model from a user's file is rebuilt only when the caller's user named that file (`code`), and only
     while the file is the one the design was saved with."""
-    from crossnas.usercode import file_sha256, is_code_spec, split_spec
+    from crossnas.usercode import is_code_spec, split_spec
 
     name = spec["name"]
     if not is_code_spec(name):
@@ -266,7 +267,7 @@ def _write_files(folder: Path, meta: dict, hw: HardwareConfig, state: dict) -> N
     (folder / HARDWARE_YAML).write_text(hw_text)
     torch.save(state, folder / WEIGHTS_PT)
     meta["hardware_sha256"] = hashlib.sha256(hw_text.encode()).hexdigest()
-    meta["weights_sha256"] = hashlib.sha256((folder / WEIGHTS_PT).read_bytes()).hexdigest()
+    meta["weights_sha256"] = file_sha256(folder / WEIGHTS_PT)
     (folder / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -323,7 +324,7 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     if not hw_file.is_file():
         raise CrossnasError(f"{hw_file}: not found")
     want = meta.get("hardware_sha256")
-    if want is not None and hashlib.sha256(hw_file.read_bytes()).hexdigest() != want:
+    if want is not None and file_sha256(hw_file) != want:
         raise CrossnasError(f"{hw_file}: differs from what save_design wrote (damaged or edited) (restore "
                             "it; simulate other hardware with simulate --hardware or --set)")
     hw = load_hardware(hw_file)
@@ -334,7 +335,7 @@ def load_design(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     _load_state(module, state, str(w_file))
     # after the shape checks: a garbled file can still load (torch does not check its zip CRCs)
     want = meta.get("weights_sha256")
-    if want is not None and hashlib.sha256(w_file.read_bytes()).hexdigest() != want:
+    if want is not None and file_sha256(w_file) != want:
         raise CrossnasError(f"{w_file}: differs from what save_design wrote (damaged or replaced) "
                             "(restore it)")
     return Design(module=module.to(device).eval(), hardware=hw, network=arch, meta=meta, path=path)

@@ -29,8 +29,13 @@ def split_spec(spec: str, what: str) -> tuple[Path, str]:
     return Path(path), name
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks: user code, space files, checkpoints, design files."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_callable(spec: str, what: str) -> Callable[..., Any]:

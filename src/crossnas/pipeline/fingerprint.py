@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from crossnas.errors import short
+from crossnas.usercode import file_sha256
 
 NEUTRAL = ("name", "device", "threads", "analog", "search.backend", "search.workers", "search.address")
 # the first stage that reads each input: on --resume an input may change only while that stage has not
@@ -23,14 +23,6 @@ FIRST_READER = {"data": "supernet", "space": "supernet", "resolved_space": "supe
                 "hardware": "search", "resolved_hardware": "search", "search": "search",
                 "augment": "supernet", "baselines": "baselines", "retrain": "baselines", "select": "retrain",
                 "final": "final"}
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def json_sha256(value: Any) -> str:

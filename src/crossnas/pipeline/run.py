@@ -146,7 +146,7 @@ class _Pipeline:
 
     def checked_checkpoint(self) -> Path:
         """The finished supernet's checkpoint, refused when it is not the file that stage wrote."""
-        from crossnas.pipeline.fingerprint import file_sha256
+        from crossnas.usercode import file_sha256
 
         ckpt = self.run_dir / "supernet" / "checkpoint.pt"
         want = self.state.data["stages"]["supernet"].get("checkpoint_sha256")
@@ -177,7 +177,7 @@ class _Pipeline:
             tcfg = self.cfg.supernet.model_copy(update={"device": self.device.type})
             train_supernet(self.supernet, self.splits, tcfg, out, resume=ckpt.exists(),
                            progress=self.progress, augment=self.cfg.augment)
-            from crossnas.pipeline.fingerprint import file_sha256
+            from crossnas.usercode import file_sha256
 
             rec["checkpoint_sha256"] = file_sha256(ckpt)
         self.supernet.to("cpu")
