@@ -2,8 +2,8 @@
 
 Every field of the run config, the hardware config and the space file, with its type (and bounds), unit,
 default and meaning. The meaning is the field's attribute docstring (or its trailing comment) in the
-model's source; fields that have neither take it from `MEANINGS` below, and `undocumented()` lists any
-field with no meaning at all, so a new field cannot reach the page undescribed (tests/test_config_cli.py).
+model's source (or its pydantic `description`); `undocumented()` lists any field with no meaning, so
+a new field cannot reach the page undescribed (tests/test_config_cli.py).
 """
 
 from __future__ import annotations
@@ -19,99 +19,6 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-
-# meanings of fields whose model carries no docstring for them: (model class name, field) -> text
-MEANINGS: dict[tuple[str, str], str] = {
-    ("RunConfig", "name"): "Label of the run; the default run folder is runs/<name>.",
-    ("RunConfig", "device"): "Where tensors run: auto picks cuda when available, else cpu.",
-    ("RunConfig", "data"): "The dataset and its seeded train/validation/test split.",
-    ("RunConfig", "space"): "The cross-layer search space (network, bits and circuit genes).",
-    ("RunConfig", "supernet"): "One-shot supernet training.",
-    ("RunConfig", "hardware"): "The PIM chip the search starts from (genes in the space override it).",
-    ("RunConfig", "search"): "The multi-objective search over the space.",
-    ("RunConfig", "select"): "Which front designs are retrained.",
-    ("RunConfig", "retrain"): "Fine-tuning of the chosen designs.",
-    ("RunConfig", "baselines"): "Hand-designed networks trained for comparison.",
-    ("RunConfig", "final"): "Final evaluation on the test split.",
-    ("DataSection", "name"): "Dataset: digits, fashion-mnist, cifar10, cifar100 or "
-                             "synthetic:CxHxW:classes:n.",
-    ("DataSection", "root"): "Folder holding the dataset files (None: the loader's default places).",
-    ("DataSection", "seed"): "Seed of the train/validation split (the split is fixed by it).",
-    ("DataSection", "val_fraction"): "Share of the training images held out as the validation split.",
-    ("DataSection", "limit"): "Use at most this many training images (None: all), for quick runs.",
-    ("DataSection", "download"): "Download the dataset when it is not found under root.",
-    ("SpaceSection", "preset"): "A shipped space preset (crossnas space --preset NAME shows it).",
-    ("SpaceSection", "file"): "A space YAML file (fields: the Space file section below).",
-    ("SupernetTrainConfig", "epochs"): "Training epochs (one uniformly sampled path per batch).",
-    ("SupernetTrainConfig", "batch_size"): "Images per training batch.",
-    ("SupernetTrainConfig", "lr"): "Initial SGD learning rate.",
-    ("SupernetTrainConfig", "momentum"): "SGD momentum.",
-    ("SupernetTrainConfig", "weight_decay"): "SGD L2 weight decay.",
-    ("SupernetTrainConfig", "schedule"): "Learning-rate schedule over all steps: cosine decay or constant.",
-    ("SupernetTrainConfig", "seed"): "Seed of weights, data order and path sampling (exact resume).",
-    ("SupernetTrainConfig", "noise_sigma"): "Relative weight noise injected during training (0 = off).",
-    ("SupernetTrainConfig", "device"): "Training device (crossnas run sets it from the top-level device).",
-    ("SupernetTrainConfig", "num_workers"): "DataLoader worker processes.",
-    ("SupernetTrainConfig", "bn_recal_batches"): "BN recalibration batches before each validation subnet "
-                                                 "is scored (0: score with the shared statistics).",
-    ("SupernetTrainConfig", "val_subnets"): "Sampled subnets scored on validation after each epoch.",
-    ("SearchConfig", "strategy"): "Search strategy: NSGA-II, single-objective evolution or random.",
-    ("SearchConfig", "pop_size"): "Candidates per generation.",
-    ("SearchConfig", "seed"): "Seed of the strategy and of the evaluator's batches.",
-    ("SearchConfig", "objectives"): "Metrics to optimise, {metric: min | max}.",
-    ("SearchConfig", "max_stall"): "Stop after this many generations that propose nothing new.",
-    ("SearchConfig", "mode"): "joint: all genes at once; two-stage: network genes, then bits and circuit.",
-    ("SearchConfig", "stage1_fraction"): "two-stage: share of the budget spent on stage 1.",
-    ("SearchConfig", "fidelity"): "Simulator fidelity in the loop: fast (one matmul, ADC error as gaussian "
-                                  "noise) or exact (bit-sliced crossbar reads).",
-    ("SearchConfig", "val_limit"): "Validation images per candidate (None: the whole split).",
-    ("SearchConfig", "bn_batches"): "Training batches for BN recalibration of each candidate.",
-    ("SearchConfig", "calib_batches"): "Training batches for ADC range calibration of each candidate.",
-    ("SearchConfig", "batch_size"): "Images per evaluation batch.",
-    ("SearchConfig", "chips"): "Simulated chip instances per candidate in the loop.",
-    ("SearchConfig", "final_fidelity"): "Fidelity of the re-scoring of the Pareto front after the search.",
-    ("SearchConfig", "final_chips"): "Chip instances per front design at re-scoring.",
-    ("SearchConfig", "backend"): "Where candidates are evaluated: this process, a process pool or Ray.",
-    ("SearchConfig", "workers"): "Workers (processes or Ray actors) for the process and ray backends.",
-    ("SearchConfig", "address"): "Ray cluster address (auto or HOST:PORT); None starts a local Ray.",
-    ("SelectSection", "rule"): "top_k by metric, the knee of the front, or the best under a budget.",
-    ("SelectSection", "k"): "Designs chosen (at most).",
-    ("RetrainSection", "epochs"): "Fine-tuning epochs per chosen design (0: keep the inherited weights).",
-    ("RetrainSection", "batch_size"): "Images per training batch (retraining and baselines).",
-    ("RetrainSection", "lr"): "Initial SGD learning rate (cosine decay).",
-    ("RetrainSection", "momentum"): "SGD momentum (retraining and baselines).",
-    ("RetrainSection", "weight_decay"): "SGD L2 weight decay (retraining and baselines).",
-    ("RetrainSection", "seed"): "Seed of data order and noise (design i uses seed + i).",
-    ("BaselinesSection", "epochs"): "Training epochs of each baseline (from scratch).",
-    ("BaselinesSection", "lr"): "Initial SGD learning rate of the baselines.",
-    ("FinalSection", "test_limit"): "Test images scored (a fixed seeded subset; None: the whole split).",
-    ("FinalSection", "seed"): "Seed of the test subset, calibration batches and chip draws.",
-    ("FinalSection", "chips"): "Simulated chip instances per design (device effects redrawn per chip).",
-    ("FinalSection", "fidelity"): "Simulator fidelity of the final evaluation.",
-    ("FinalSection", "batch_size"): "Images per evaluation batch.",
-    ("FinalSection", "calib_batches"): "Training batches for ADC range calibration.",
-    ("HardwareConfig", "device"): "Memory cell technology and non-idealities.",
-    ("HardwareConfig", "crossbar"): "Array size, signed-weight mapping and wires.",
-    ("HardwareConfig", "dac"): "Input drivers.",
-    ("HardwareConfig", "adc"): "Column converters.",
-    ("HardwareConfig", "quant"): "Default bits of layers without their own.",
-    ("HardwareConfig", "system"): "Processing elements, tiles, clock, buffers and links.",
-    ("CrossLayerSpec", "name"): "Label of the space.",
-    ("CrossLayerSpec", "n_slots"): "Block slots of the network (a slot may be a skip).",
-    ("CrossLayerSpec", "blocks"): "Block kinds a slot may take.",
-    ("CrossLayerSpec", "widths"): "Output channel choices of a block.",
-    ("CrossLayerSpec", "wbits"): "Weight bit choices per slot (sign included).",
-    ("CrossLayerSpec", "abits"): "Activation bit choices per slot.",
-    ("CrossLayerSpec", "head_bits"): "Bits of the classifier head.",
-    ("CrossLayerSpec", "head_hidden"): "Hidden widths of the fully connected head.",
-    ("CrossLayerSpec", "crossbar"): "Searched crossbar sizes (rows = cols); None keeps the hardware's.",
-    ("CrossLayerSpec", "dac_bits"): "Searched DAC bits; None keeps the hardware's.",
-    ("CrossLayerSpec", "adc_bits"): "Searched ADC bits (global or per slot); None keeps the hardware's.",
-    ("CrossLayerSpec", "cell_bits"): "Searched bits per memory cell; None keeps the hardware's.",
-    ("CrossLayerSpec", "crossbars_per_pe"): "Searched arrays per processing element.",
-    ("CrossLayerSpec", "pes_per_tile"): "Searched processing elements per tile.",
-    ("CrossLayerSpec", "duplication"): "Searched layer duplication policies (none, balance).",
-}
 
 # unit by name suffix (the fields name their unit), then whole-name rules
 _SUFFIX_UNITS = (("bits_per_cell", "bits"), ("variation", "fraction"), ("input_size", "pixels"),
@@ -158,7 +65,7 @@ def meaning(cls: type, name: str, info: FieldInfo) -> str:
     for klass in cls.__mro__:  # a field documented on a base class keeps its text
         if name in getattr(klass, "model_fields", {}) and (doc := _source_docs(klass).get(name)):
             return doc
-    return info.description or MEANINGS.get((cls.__name__, name), "")
+    return info.description or ""
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

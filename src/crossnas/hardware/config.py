@@ -176,11 +176,17 @@ class HardwareConfig(_Strict):
     name: str = "custom"
     """A label for reports."""
     device: DeviceConfig = Field(default_factory=DeviceConfig)
+    """Memory cell technology and non-idealities."""
     crossbar: CrossbarConfig = Field(default_factory=CrossbarConfig)
+    """Array size, signed-weight mapping and wires."""
     dac: DACConfig = Field(default_factory=DACConfig)
+    """Input drivers."""
     adc: ADCConfig = Field(default_factory=ADCConfig)
+    """Column converters."""
     quant: QuantConfig = Field(default_factory=QuantConfig)
+    """Default bits of layers without their own."""
     system: SystemConfig = Field(default_factory=SystemConfig)
+    """Processing elements, tiles, clock, buffers and links."""
 
     @model_validator(mode="after")
     def _check(self):

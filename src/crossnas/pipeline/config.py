@@ -27,10 +27,15 @@ class DataSection(_Strict):
     name: str
     """A built-in dataset, or the user's own: npz (with path), folder (with path) or python (with factory)."""
     root: str | None = None
+    """Folder holding the dataset files (None: the loader's default places)."""
     seed: int = 0
+    """Seed of the train/validation split (the split is fixed by it)."""
     val_fraction: float = Field(0.1, gt=0, lt=1)
+    """Share of the training images held out as the validation split."""
     limit: int | None = Field(None, ge=10)
+    """Use at most this many training images (None: all), for quick runs."""
     download: bool = False
+    """Download the dataset when it is not found under root."""
     path: str | None = None
     """npz: the .npz file; folder: the folder with one sub-folder of PNG/JPEG images per class."""
     factory: str | None = None
@@ -45,7 +50,9 @@ class DataSection(_Strict):
 
 class SpaceSection(_Strict):
     preset: str | None = None
+    """A shipped space preset (crossnas space --preset NAME shows it)."""
     file: str | None = None
+    """A space YAML file (fields: the Space file section below)."""
 
     def model_post_init(self, _ctx: Any) -> None:
         if (self.preset is None) == (self.file is None):
@@ -70,7 +77,9 @@ class SelectSection(_Strict):
     """How designs are chosen from the (validation) Pareto front for retraining."""
 
     rule: Literal["top_k", "knee", "best_under"] = "top_k"
+    """top_k by metric, the knee of the front, or the best under a budget."""
     k: int = Field(3, ge=1, le=10)
+    """Designs chosen (at most)."""
     metric: str = "accuracy_pim"
     """top_k ranks by this metric (max for accuracies, min otherwise)."""
     budget: dict[str, float] = Field(default_factory=dict)
@@ -96,12 +105,17 @@ class RetrainSection(_Strict):
     demo (benchmarks/retrain_init.py): from scratch 0.993 / 0.983 best validation accuracy against 0.986 /
     0.972 from the supernet's weights, same recipe."""
     batch_size: int = Field(128, ge=1)
+    """Images per training batch (retraining and baselines)."""
     lr: float = Field(0.01, gt=0)
+    """Initial SGD learning rate (cosine decay)."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum (retraining and baselines)."""
     weight_decay: float = Field(5e-4, ge=0)
+    """SGD L2 weight decay (retraining and baselines)."""
     noise_sigma: float | None = Field(None, ge=0)
     """Relative weight noise during training; None takes the hardware's device.variation."""
     seed: int = 0
+    """Seed of data order and noise (design i uses seed + i)."""
 
 
 class BaselinesSection(_Strict):
@@ -114,6 +128,7 @@ class BaselinesSection(_Strict):
     epochs: int | None = Field(None, ge=1)
     """None: the retrain recipe's (epochs, patience, lr), so designs and baselines train alike."""
     lr: float | None = Field(None, gt=0)
+    """Initial SGD learning rate of the baselines."""
     best_bits: bool = True
     """Also train each baseline at the uniform w/a bits (among the space's bit choices) best on
     validation after `bits_epochs` epochs, and score it on every design's chip."""
@@ -125,11 +140,17 @@ class FinalSection(_Strict):
     """Final evaluation on a fixed seeded subset of the test split (every entry on the same images)."""
 
     test_limit: int | None = Field(2000, ge=1)
+    """Test images scored (a fixed seeded subset; None: the whole split)."""
     seed: int = 0
+    """Seed of the test subset, calibration batches and chip draws."""
     chips: int = Field(5, ge=1)
+    """Simulated chip instances per design (device effects redrawn per chip)."""
     fidelity: Literal["exact", "fast"] = "exact"
+    """Simulator fidelity of the final evaluation."""
     batch_size: int = Field(256, ge=1)
+    """Images per evaluation batch."""
     calib_batches: int = Field(4, ge=1)
+    """Training batches for ADC range calibration."""
 
 
 class AnalogSection(_Strict):
@@ -141,20 +162,31 @@ class AnalogSection(_Strict):
 
 class RunConfig(_Strict):
     name: str | None = None
+    """Label of the run; the default run folder is runs/<name>."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where tensors run: auto picks cuda when available, else cpu."""
     threads: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
     """torch intra-op threads per process (crossnas.threads): auto sizes them by work and free cores."""
     data: DataSection
+    """The dataset and its seeded train/validation/test split."""
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     """Training-batch augmentation for the supernet and retraining (crossnas.data.augment)."""
     space: SpaceSection
+    """The cross-layer search space (network, bits and circuit genes)."""
     supernet: SupernetTrainConfig = Field(default_factory=SupernetTrainConfig)
+    """One-shot supernet training."""
     hardware: HardwareSection = Field(default_factory=HardwareSection)
+    """The PIM chip the search starts from (genes in the space override it)."""
     search: SearchConfig = Field(default_factory=SearchConfig)
+    """The multi-objective search over the space."""
     select: SelectSection = Field(default_factory=SelectSection)
+    """Which front designs are retrained."""
     retrain: RetrainSection = Field(default_factory=RetrainSection)
+    """Fine-tuning of the chosen designs."""
     baselines: BaselinesSection = Field(default_factory=BaselinesSection)
+    """Hand-designed networks trained for comparison."""
     final: FinalSection = Field(default_factory=FinalSection)
+    """Final evaluation on the test split."""
     analog: AnalogSection = Field(default_factory=AnalogSection)
     """Simulator speed settings (crossnas.analog); results do not depend on them."""
 

@@ -31,6 +31,7 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["nsga2", "evolution", "random"] = defaults.STRATEGY
+    """Search strategy: NSGA-II, single-objective evolution or random."""
     budget: int = Field(defaults.BUDGET, ge=1)
     """Distinct canonical evaluations (a hard cap; in two-stage mode shared by both stages)."""
     pop_size: int | None = Field(None, ge=2)
@@ -38,7 +39,9 @@ class SearchConfig(BaseModel):
     surrogate: SurrogateSpec | None = None
     """{model: gbm | rf | none, pool, explore}: model-ranked offspring (strategy nsga2)."""
     seed: int = defaults.SEED
+    """Seed of the strategy and of the evaluator's batches."""
     objectives: dict[str, Literal["min", "max"]] = Field(default_factory=lambda: dict(defaults.OBJECTIVES))
+    """Metrics to optimise, {metric: min | max}."""
     constraints: dict[str, tuple[Literal["<=", ">="], float]] | None = None
     """{metric: [op, bound]}, e.g. {area_mm2: ["<=", 5.0], accuracy_pim: [">=", 0.8]}."""
     fitness: str | None = None
@@ -49,19 +52,34 @@ class SearchConfig(BaseModel):
     ref_point: dict[str, float] | None = None
     """Hypervolume reference point {objective: value}; absent -> from the first population."""
     max_stall: int = Field(defaults.MAX_STALL, ge=1)
+    """Stop after this many generations that propose nothing new."""
     mode: Literal["joint", "two-stage"] = "joint"
+    """joint: all genes at once; two-stage: network genes, then bits and circuit."""
     stage1_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    """two-stage: share of the budget spent on stage 1."""
     fidelity: Literal["fast", "exact"] = "fast"
+    """Simulator fidelity in the loop: fast (one matmul, ADC error as gaussian noise) or exact (bit-sliced
+    crossbar reads)."""
     val_limit: int | None = Field(1000, ge=1)
+    """Validation images per candidate (None: the whole split)."""
     bn_batches: int = Field(10, ge=0)
+    """Training batches for BN recalibration of each candidate."""
     calib_batches: int = Field(2, ge=1)
+    """Training batches for ADC range calibration of each candidate."""
     batch_size: int = Field(128, ge=1)
+    """Images per evaluation batch."""
     chips: int = Field(1, ge=1)
+    """Simulated chip instances per candidate in the loop."""
     final_fidelity: Literal["fast", "exact"] = "exact"
+    """Fidelity of the re-scoring of the Pareto front after the search."""
     final_chips: int = Field(3, ge=1)
+    """Chip instances per front design at re-scoring."""
     backend: Literal["local", "process", "ray"] = "local"
+    """Where candidates are evaluated: this process, a process pool or Ray."""
     workers: int = Field(1, ge=1)
+    """Workers (processes or Ray actors) for the process and ray backends."""
     address: str | None = None
+    """Ray cluster address (auto or HOST:PORT); None starts a local Ray."""
 
     @field_validator("objectives")
     @classmethod

@@ -42,24 +42,39 @@ class CrossLayerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "custom"
+    """Label of the space."""
     n_slots: int = Field(ge=1)
+    """Block slots of the network (a slot may be a skip)."""
     blocks: list[str] = Field(default_factory=lambda: list(BLOCK_KINDS))
+    """Block kinds a slot may take."""
     widths: list[int]
+    """Output channel choices of a block."""
     wbits: list[int]
+    """Weight bit choices per slot (sign included)."""
     abits: list[int]
+    """Activation bit choices per slot."""
     head_bits: int = 9
+    """Bits of the classifier head."""
     head_hidden: list[int] = Field(default_factory=lambda: [200, 50])
+    """Hidden widths of the fully connected head."""
     input_size: int | None = None
     """Default input size (H=W) when the constructor is not given one."""
     crossbar: list[int] | None = None
+    """Searched crossbar sizes (rows = cols); None keeps the hardware's."""
     dac_bits: list[int] | None = None
+    """Searched DAC bits; None keeps the hardware's."""
     adc_bits: list[int] | None = None
+    """Searched ADC bits (global or per slot); None keeps the hardware's."""
     adc_per_layer: bool = False
     """ADC bits searched per slot (`slot{i}.adc_bits` -> adc.per_layer) instead of globally."""
     cell_bits: list[int] | None = None
+    """Searched bits per memory cell; None keeps the hardware's."""
     crossbars_per_pe: list[int] | None = None
+    """Searched arrays per processing element."""
     pes_per_tile: list[int] | None = None
+    """Searched processing elements per tile."""
     duplication: list[str] | None = None
+    """Searched layer duplication policies (none, balance)."""
 
     @field_validator("blocks")
     @classmethod

@@ -36,17 +36,30 @@ class SupernetTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(10, ge=1)
+    """Training epochs (one uniformly sampled path per batch)."""
     batch_size: int = Field(128, ge=1)
+    """Images per training batch."""
     lr: float = Field(0.05, gt=0)
+    """Initial SGD learning rate."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
     weight_decay: float = Field(5e-4, ge=0)
+    """SGD L2 weight decay."""
     schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning-rate schedule over all steps: cosine decay or constant."""
     seed: int = 0
+    """Seed of weights, data order and path sampling (exact resume)."""
     noise_sigma: float = Field(0.0, ge=0)
+    """Relative weight noise injected during training (0 = off)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Training device (crossnas run sets it from the top-level device)."""
     num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
     bn_recal_batches: int = Field(0, ge=0)
+    """BN recalibration batches before each validation subnet is scored (0: score with the shared
+    statistics)."""
     val_subnets: int = Field(3, ge=0)
+    """Sampled subnets scored on validation after each epoch."""
     grad_clip: float = Field(5.0, ge=0)  # max gradient norm per step; 0 disables
     amp: bool = False  # bfloat16 autocast for the training forward pass on CUDA; no effect on CPU
     sampling: Literal["uniform", "sandwich"] = "uniform"
