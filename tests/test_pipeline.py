@@ -253,18 +253,9 @@ def test_noise_aware_training_restores_clean_weights_and_is_seeded():
 
 
 def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(full_run, tmp_path):
-    import shutil
-
     src, _ = full_run
     out = tmp_path / "floor"
-    shutil.copytree(src, out)
-    state = json.loads((out / "run.json").read_text())
-    for s in ("retrain", "final", "report"):  # the same run, stopped after its baselines
-        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
-    (out / "run.json").write_text(json.dumps(state))
-    for d in ("designs", "final"):
-        shutil.rmtree(out / d)
-    (out / "final.json").unlink()
+    _after_baselines(src, out)  # the same run, stopped after its baselines
     high = copy.deepcopy(TINY)
     high["select"]["min_accuracy"] = {"value": 0.5, "relative_to": "lenet"}  # 50 points above lenet
     lenet = json.loads((out / "baselines" / "lenet" / "design.json").read_text())
@@ -283,6 +274,49 @@ def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(fu
     assert state["stages"]["retrain"]["status"] == "done" and state["select"]["met"] is True
     assert (out / "select" / "rerank.json").read_text() == rr  # the re-ranking was not run again
     assert state["config_changes"][-1]["sections"] == ["select"]
+
+
+def _after_baselines(src, out):
+    """A copy of the finished tiny run, set back to just after its baselines stage."""
+    import shutil
+
+    shutil.copytree(src, out)
+    state = json.loads((out / "run.json").read_text())
+    for s in ("retrain", "final", "report"):
+        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
+    (out / "run.json").write_text(json.dumps(state))
+    for d in ("designs", "final"):
+        shutil.rmtree(out / d)
+    (out / "final.json").unlink()
+
+
+def test_a_budget_relative_to_a_baseline_is_its_cost_times_the_value(full_run, tmp_path):
+    from crossnas.cost import evaluate_cost
+    from crossnas.design import load_design
+    from crossnas.network import extract_layers
+
+    src, _ = full_run
+    out = tmp_path / "budget"
+    _after_baselines(src, out)
+    variants = {}  # EDP of lenet's trained variants (default and best uniform bits) on the default chip
+    for d in sorted((out / "baselines").glob("lenet*/design.json")):
+        design = load_design(d.parent)
+        variants[d.parent.name] = float(evaluate_cost(extract_layers(design.module, (1, 8, 8)),
+                                                      design.hardware).totals["edp_js"])
+    best = min(variants, key=variants.get)
+    edp = variants[best]
+    cfg = copy.deepcopy(TINY)
+    cfg["select"] = {"rule": "best_under", "k": 1,
+                     "budget": {"edp_js": {"value": 1e-6, "relative_to": "lenet"}}}
+    with pytest.raises(CrossnasError, match=r"select.budget: no searched design meets .*edp_js"):
+        run_pipeline(cfg, out, progress=False, resume=True, stop_after="retrain")
+    cfg["select"]["budget"]["edp_js"]["value"] = 1e6
+    run_pipeline(cfg, out, progress=False, resume=True, stop_after="retrain")
+    state = json.loads((out / "run.json").read_text())
+    assert state["select"]["budget"]["edp_js"] == pytest.approx(1e6 * float(edp), rel=1e-9)
+    assert f"{best}'s" in state["select"]["budget_how"][0]
+    meta = json.loads((out / "designs" / "design-1" / "design.json").read_text())
+    assert f"edp_js <= {1e6 * edp:g}" in meta["metrics"]["selected_by"]
 
 
 def test_retraining_stops_on_patience_and_keeps_the_best_epoch():
