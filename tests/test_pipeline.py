@@ -276,6 +276,30 @@ def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(fu
     assert state["config_changes"][-1]["sections"] == ["select"]
 
 
+def test_final_keeps_per_image_counts_and_compares_the_picked_design(full_run):
+    out, _ = full_run
+    final = json.loads((out / "final.json").read_text())
+    for e in final["entries"]:
+        counts = e["test"]["correct_chips"]
+        assert len(counts) == final["test_subset"]["n"] and all(0 <= c <= final["chips"] for c in counts)
+        assert sum(counts) == e["test"]["accuracy_pim_correct"]
+    picked = {e["name"]: e for e in final["entries"]}[final["picked"]]
+    rows = final["comparisons"]
+    expected = {e["name"] for e in final["entries"]
+                if e["kind"] == "baseline" and e["chip"] in ("default", final["picked"])}
+    assert {r["baseline"] for r in rows} == expected and any(r["same_chip"] for r in rows)
+    for r in rows:
+        base = {e["name"]: e for e in final["entries"]}[r["baseline"]]
+        # the mean of per-image differences is the difference of the two accuracies
+        assert r["accuracy_diff"]["diff"] == pytest.approx(
+            picked["test"]["accuracy_pim"] - base["test"]["accuracy_pim"], abs=1e-12)
+        assert r["accuracy_diff"]["low"] <= r["accuracy_diff"]["diff"] <= r["accuracy_diff"]["high"]
+        assert r["ratio"]["edp_js"] == pytest.approx(
+            picked["cost"]["totals"]["edp_js"] / base["cost"]["totals"]["edp_js"])
+    report = (out / "report.md").read_text()
+    assert "against the baselines (paired)" in report
+
+
 def _after_baselines(src, out):
     """A copy of the finished tiny run, set back to just after its baselines stage."""
     import shutil
