@@ -111,11 +111,27 @@ def rerank(p, records: list[dict]) -> list[dict]:
     return out
 
 
-def rule_order(front: list[dict], objectives: dict, select, budget: dict[str, float]) -> list[dict]:
-    """The whole front in the order the selection rule prefers it (the re-ranking budget takes the first)."""
+def rerank_pool(result: dict, select) -> list[dict]:
+    """Where re-ranking draws from: for top_k and best_under every feasible evaluated candidate, once per
+    network (one-shot scores are noisy by a point or more, so the candidates just below the front are as
+    likely to be best as those on it); for the knee, the front (a knee is a point of the front)."""
+    from crossnas.search.problem import is_feasible
+
+    if select.rule == "knee":
+        return result["pareto"]
+    seen, pool = set(), []
+    for r in result["history"]:
+        if r["key"] not in seen and is_feasible(r["metrics"], result.get("constraints")):
+            seen.add(r["key"])
+            pool.append(r)
+    return pool or result["pareto"]
+
+
+def rule_order(pool: list[dict], objectives: dict, select, budget: dict[str, float]) -> list[dict]:
+    """The pool in the order the selection rule prefers it (the re-ranking budget takes the first)."""
     from crossnas.pipeline.select import select_designs
 
-    return [r for r, _ in select_designs(front, front, objectives, rule=select.rule, k=len(front),
+    return [r for r, _ in select_designs(pool, pool, objectives, rule=select.rule, k=len(pool),
                                          metric=select.metric, budget=budget)]
 
 
@@ -179,7 +195,7 @@ def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
         p.state.data.setdefault("select", {}).update({"budget": budget, "budget_how": budget_how})
     if sel.rerank:
         t0 = time.perf_counter()
-        front = rerank(p, rule_order(front, objectives, sel, budget)[:sel.rerank])
+        front = rerank(p, rule_order(rerank_pool(result, sel), objectives, sel, budget)[:sel.rerank])
         history = front
         p.state.data.setdefault("select", {})["rerank_wall_s"] = time.perf_counter() - t0
     floor, how = floor_value(p)
