@@ -376,3 +376,53 @@ def test_run_log_has_stage_headers_and_unit_lines(full_run):
     final = [b for b in body if b.startswith("final: ")]
     assert len(final) == len(json.loads((out / "final.json").read_text())["entries"])
     assert "chip mnsim-default+w6+a6+var0.05" in lines[0]  # the --set changes name the chip
+
+
+def test_a_relative_budget_also_holds_against_the_baseline_on_each_candidates_own_chip(full_run, tmp_path):
+    import numpy as np
+
+    from crossnas.cost import evaluate_cost
+    from crossnas.design import load_design
+    from crossnas.hardware import load_hardware
+    from crossnas.network import extract_layers
+    from crossnas.space import get_space_preset
+
+    src, _ = full_run
+    out = tmp_path / "own-chip"
+    _after_baselines(src, out)
+    lenets = [load_design(d.parent) for d in sorted((out / "baselines").glob("lenet*/design.json"))]
+
+    def lenet_edp(hw=None):  # the lowest among lenet's variants, each on its own chip or on `hw`
+        costs = (evaluate_cost(extract_layers(b.module, (1, 8, 8)), hw or b.hardware) for b in lenets)
+        return min(float(c.totals["edp_js"]) for c in costs)
+
+    space = get_space_preset("demo", input_size=8)
+    default = load_hardware(TINY["hardware"]["preset"], TINY["hardware"]["set"])
+    history = {r["key"]: r for r in json.loads((out / "search" / "pareto.json").read_text())["history"]}
+    ratio = {}  # the candidate's EDP over lenet's: (on the default chip, on the candidate's chip)
+    for k, r in history.items():
+        chip = default.with_overrides(space.to_arch(np.asarray(r["genome"])).hardware)
+        ratio[k] = (r["metrics"]["edp_js"] / lenet_edp(), r["metrics"]["edp_js"] / lenet_edp(chip))
+    # the smallest budget some candidate meets on both chips, raised until one meets it on the default chip
+    # only (a chip that suits the small network makes lenet cheaper there)
+    value = min(max(a, b) for a, b in ratio.values())
+    if not any(a <= value < b for a, b in ratio.values()):
+        value = min(b for a, b in ratio.values() if a < b)
+    assert any(a <= value < b for a, b in ratio.values())
+    cfg = copy.deepcopy(TINY)
+    cfg["select"] = {"rule": "best_under", "k": 2, "rerank": 0,
+                     "budget": {"edp_js": {"value": value * (1 + 1e-9), "relative_to": "lenet"}}}
+    run_pipeline(cfg, out, progress=False, resume=True, stop_after="retrain")
+    state = json.loads((out / "run.json").read_text())
+    assert state["select"]["own_chip_excluded"] == sum(b > value * (1 + 1e-9) for _, b in ratio.values())
+    for d in (out / "designs").glob("design-*"):
+        a, b = ratio[json.loads((d / "design.json").read_text())["metrics"]["source_key"]]
+        assert a <= value * (1 + 1e-9) and b <= value * (1 + 1e-9)
+    # a budget no candidate meets on its own chip stops before retraining, naming the best ratio
+    cfg["select"]["budget"]["edp_js"]["value"] = min(b for _, b in ratio.values()) * 0.5
+    cfg["select"]["rerank"] = 1
+    none_out = tmp_path / "own-chip-none"
+    _after_baselines(src, none_out)
+    with pytest.raises(CrossnasError, match=r"select.budget: no searched design meets edp_js <= .* on its "
+                                            r"own chip .*ratio found: 2"):
+        run_pipeline(cfg, none_out, progress=False, resume=True, stop_after="retrain")

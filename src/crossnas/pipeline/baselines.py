@@ -122,23 +122,40 @@ def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
     return None if best is None else best[1]
 
 
+def baseline_layers(p, name: str) -> list[tuple[str, list, object]]:
+    """(folder name, cost-model layers, hardware it was trained for) of each of `name`'s trained variants."""
+    from crossnas.design import load_design
+    from crossnas.network import extract_layers
+
+    out = []
+    for d in baseline_dirs(p.run_dir, [name]):
+        design = load_design(d, code=p.cfg.baselines.models)
+        out.append((d.name, extract_layers(design.module.cpu(), p.input_shape), design.hardware))
+    return out
+
+
+def lowest_cost(variants: list[tuple[str, list, object]], metric: str, hardware=None
+                ) -> tuple[float, str] | None:
+    """(value, folder name) of the lowest `metric` among `variants` (baseline_layers), each on its own
+    hardware or, given, on `hardware` (a design's chip); None when there are none; a CrossnasError when
+    `metric` is not a cost."""
+    from crossnas.cost import evaluate_cost
+
+    found = []
+    for folder, layers, hw in variants:
+        totals = evaluate_cost(layers, hw if hardware is None else hardware).totals
+        if metric not in totals:
+            raise CrossnasError(f"select.budget.{metric}: a budget relative to a baseline takes a cost "
+                                f"metric (have {', '.join(sorted(totals))})")
+        found.append((float(totals[metric]), folder))
+    return min(found) if found else None
+
+
 def baseline_cost(p, name: str, metric: str) -> tuple[float, str] | None:
     """(value, folder name) of the lowest `metric` among `name`'s trained variants (default and best
     uniform bits) on the hardware they were trained for (the default chip): a budget taken from it holds
     against every variant. None when none was trained; a CrossnasError when `metric` is not a cost."""
-    from crossnas.cost import evaluate_cost
-    from crossnas.design import load_design
-    from crossnas.network import extract_layers
-
-    found = []
-    for d in baseline_dirs(p.run_dir, [name]):
-        design = load_design(d, code=p.cfg.baselines.models)
-        totals = evaluate_cost(extract_layers(design.module.cpu(), p.input_shape), design.hardware).totals
-        if metric not in totals:
-            raise CrossnasError(f"select.budget.{metric}: a budget relative to a baseline takes a cost "
-                                f"metric (have {', '.join(sorted(totals))})")
-        found.append((float(totals[metric]), d.name))
-    return min(found) if found else None
+    return lowest_cost(baseline_layers(p, name), metric)
 
 
 def final_plan(run_dir: Path, models: list[str]) -> list[tuple[str, Path, Path | None]]:

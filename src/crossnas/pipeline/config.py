@@ -78,7 +78,8 @@ class RelativeBudget(_Strict):
     """A multiple of the baseline's metric: 0.5 is half of it."""
     relative_to: Literal["vgg8", "lenet"]
     """The baseline whose metric sets the budget: the lowest among its trained variants (default and best
-    uniform bits) on the default chip, as the cost model scores it, so the budget holds against each."""
+    uniform bits) on the default chip, as the cost model scores it, so the budget holds against each; a
+    candidate must also meet it against their cost on its own chip (the final stage compares there too)."""
 
 
 class SelectSection(_Strict):

@@ -167,6 +167,40 @@ def budget_values(p) -> tuple[dict[str, float], list[str]]:
     return out, how
 
 
+def own_chip_budgets(select) -> dict:
+    """{metric: RelativeBudget} that best_under also checks on each candidate's own chip; {} otherwise."""
+    from crossnas.pipeline.config import RelativeBudget
+
+    if select.rule != "best_under":
+        return {}
+    return {m: b for m, b in select.budget.items() if isinstance(b, RelativeBudget)}
+
+
+def within_own_chip(p, records: list[dict], budgets: dict) -> list[dict]:
+    """The records that also meet each relative budget (own_chip_budgets) against the baseline on the
+    record's own chip: the final stage compares a design with the baselines there too, and a chip that
+    suits a small network can make the baseline cheaper than on the default chip. The number left out is
+    recorded in run.json (`select.own_chip_excluded`); none left is an error naming the best ratio."""
+    from crossnas.pipeline.baselines import baseline_layers, lowest_cost
+
+    variants = {b.relative_to: baseline_layers(p, b.relative_to) for b in budgets.values()}
+    kept, ratios = [], []
+    for r in records:
+        hw = p.hardware.with_overrides(p.space.to_arch(np.asarray(r["genome"], dtype=np.int64)).hardware)
+        ratio = max(float(r["metrics"][m]) / (b.value * lowest_cost(variants[b.relative_to], m, hw)[0])
+                    for m, b in budgets.items())
+        ratios.append(ratio)
+        if ratio <= 1.0:
+            kept.append(r)
+    p.state.data.setdefault("select", {})["own_chip_excluded"] = len(records) - len(kept)
+    if not kept:
+        text = ", ".join(f"{m} <= {b.value:g} x {b.relative_to}'s" for m, b in budgets.items())
+        best = f"{min(ratios):.3g}" if ratios else "none"
+        raise CrossnasError(f"select.budget: no searched design meets {text} on its own chip (the final "
+                            f"stage compares them there too); the lowest cost / budget ratio found: {best}")
+    return kept
+
+
 # --- the floor -----------------------------------------------------------------------------------------
 def floor_value(p) -> tuple[float | None, str]:
     """The validation-accuracy floor and how it was set."""
@@ -193,11 +227,16 @@ def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
     budget, budget_how = budget_values(p)
     if budget:
         p.state.data.setdefault("select", {}).update({"budget": budget, "budget_how": budget_how})
+    own_chip = own_chip_budgets(sel)
     if sel.rerank:
         t0 = time.perf_counter()
-        front = rerank(p, rule_order(rerank_pool(result, sel), objectives, sel, budget)[:sel.rerank])
+        pool = rerank_pool(result, sel)
+        pool = within_own_chip(p, pool, own_chip) if own_chip else pool
+        front = rerank(p, rule_order(pool, objectives, sel, budget)[:sel.rerank])
         history = front
         p.state.data.setdefault("select", {})["rerank_wall_s"] = time.perf_counter() - t0
+    elif own_chip:  # the default chip's front is not the front on each candidate's own chip
+        front = history = within_own_chip(p, rerank_pool(result, sel), own_chip)
     floor, how = floor_value(p)
     if floor is not None:
         ok = [r for r in front if r["metrics"]["accuracy_digital"] >= floor]
