@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -242,4 +243,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CrossnasError as e:  # a wrong checkpoint or config: one line, exit 2 (as the CLI does)
+        print(f"ranking: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
