@@ -97,6 +97,38 @@ def scoring_inputs(a):
     return splits, space, hw, evaluator, scoring, None
 
 
+def on_config_chip(space, genomes: list[np.ndarray], hardware) -> list[np.ndarray]:
+    """The genomes with their circuit and ADC genes set to the hardware config's own values (the rule of
+    `stage1_genome`), so only the networks and their bits differ: a standalone (digital) reference knows no
+    chip, and a drawn chip with a 4-bit ADC takes most networks to chance whatever their weights."""
+    from crossnas.search.crosslayer import stage1_genome
+    from crossnas.search.subspace import gene_groups
+
+    base, groups = stage1_genome(space, hardware), gene_groups(space)
+    chip = groups["circuit"] + [i for i in groups["bits"] if space.labels[i].endswith(".adc_bits")]
+    out = []
+    for g in genomes:
+        g = g.copy()
+        g[chip] = base[chip]
+        if not space.is_valid(g):
+            raise CrossnasError(f"subnet {space.key(g)}: not valid on the config's chip")
+        out.append(g)
+    return out
+
+
+def reused_standalone(path: str, splits, macs: list[float]) -> dict:
+    """The standalone results of an earlier run of this benchmark, refused unless it trained these subnets
+    on this data (training them is what costs: the supernet scores then take minutes)."""
+    with open(path) as f:
+        prev = json.load(f)
+    if (prev.get("data"), prev.get("train_images"), prev.get("val_images"), prev.get("macs")) != (
+            splits.name, len(splits.train), len(splits.val), macs):
+        raise CrossnasError(f"{path}: its standalone results are of other subnets or data")
+    keys = ("standalone", "standalone_epochs", "standalone_train_images", "batch_size", "standalone_steps",
+            "standalone_s")
+    return {**{k: prev[k] for k in keys}, "standalone_from": str(path)}
+
+
 def standalone_set(train, limit: int | None):
     """The standalone nets' training images: the whole split, or `limit` of them drawn once with seed 0."""
     if limit is None or limit >= len(train):
@@ -147,6 +179,28 @@ def trained_supernet(spec: str, a, space, splits) -> tuple[Supernet, dict]:
                 "train_s": time.perf_counter() - t0}
 
 
+def train_standalone(a, space, genomes, splits) -> dict:
+    """Every subnet from fresh weights, two seeds, the same steps each; digital accuracy on the whole val."""
+    train_set = standalone_set(splits.train, a.standalone_limit)
+    t0 = time.perf_counter()
+    standalone = []  # [seed][subnet]
+    for seed in (0, 1):
+        accs = []
+        for g in genomes:
+            arch = space.network_arch(g)
+            torch.manual_seed(seed)
+            net = build_subnet(arch, splits.in_channels, splits.num_classes, splits.input_size,
+                               head_hidden=space.head_hidden)
+            info = train_qat(net, train_set, splits.val, epochs=a.epochs, lr=0.05, batch_size=a.batch_size,
+                             noise_sigma=0.05, seed=seed)
+            accs.append(info["val_acc_after"])
+        standalone.append(accs)
+    steps = a.epochs * math.ceil(len(train_set) / a.batch_size)
+    return {"standalone": standalone, "standalone_epochs": a.epochs,
+            "standalone_train_images": len(train_set), "batch_size": a.batch_size, "standalone_steps": steps,
+            "standalone_s": time.perf_counter() - t0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="digits")
@@ -164,6 +218,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8, help="standalone training epochs")
     ap.add_argument("--standalone-limit", type=int, default=None,
                     help="standalone training images: a fixed seeded subset of the training split")
+    ap.add_argument("--chip", choices=["drawn", "config"], default="drawn",
+                    help="subnets' circuit and ADC genes: as drawn, or the hardware config's own")
+    ap.add_argument("--standalone-from", default=None,
+                    help="reuse the standalone results of an earlier --json of the same subnets and data")
     ap.add_argument("--val-limit", type=int, default=1000)
     ap.add_argument("--bn-batches", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
@@ -173,6 +231,8 @@ def main() -> None:
     wall0, load0 = time.perf_counter(), os.getloadavg()
     splits, space, hw, evaluator, scoring, run_cfg = scoring_inputs(a)
     genomes = pick_subnets(space, a.subnets, splits.in_channels)
+    if a.chip == "config":
+        genomes = on_config_chip(space, genomes, hw)
     macs = [network_macs(space.network_arch(g), splits.in_channels, splits.input_size) for g in genomes]
     supernets = ([checkpoint_supernet(a.supernet, space, splits, run_cfg)] if a.supernet
                  else [trained_supernet(spec, a, space, splits) for spec in a.sampling])
@@ -183,29 +243,14 @@ def main() -> None:
         rows.append({**row, "score_s": time.perf_counter() - t0,
                      "accuracy_pim": [s["accuracy_pim"] for s in scores],
                      "accuracy_digital": [s["accuracy_digital"] for s in scores]})
-    train_set = standalone_set(splits.train, a.standalone_limit)
-    t0 = time.perf_counter()
-    standalone = []  # [seed][subnet]
-    for seed in (0, 1):
-        accs = []
-        for g in genomes:
-            arch = space.network_arch(g)
-            torch.manual_seed(seed)
-            net = build_subnet(arch, splits.in_channels, splits.num_classes, splits.input_size,
-                               head_hidden=space.head_hidden)
-            info = train_qat(net, train_set, splits.val, epochs=a.epochs, lr=0.05, batch_size=a.batch_size,
-                             noise_sigma=0.05, seed=seed)
-            accs.append(info["val_acc_after"])
-        standalone.append(accs)
-    standalone_s = time.perf_counter() - t0
+    sa = (reused_standalone(a.standalone_from, splits, macs) if a.standalone_from
+          else train_standalone(a, space, genomes, splits))
+    standalone = sa["standalone"]
     ref = np.mean(standalone, axis=0)
     out = {"data": splits.name, "space": a.space if run_cfg is None else run_cfg.space.model_dump(),
            "run_config": a.run_config, "scoring": scoring, "train_images": len(splits.train),
-           "val_images": len(splits.val), "subnets": len(genomes), "macs": macs,
-           "standalone_epochs": a.epochs, "standalone_train_images": len(train_set),
-           "batch_size": a.batch_size,
-           "standalone_steps": a.epochs * math.ceil(len(train_set) / a.batch_size),
-           "standalone": standalone, "standalone_s": standalone_s,
+           "val_images": len(splits.val), "subnets": len(genomes), "macs": macs, "chip": a.chip,
+           "hardware": [space.to_arch(g).hardware for g in genomes], **sa,
            # the reference discriminates only where its spread is well above the seeds' disagreement
            "standalone_range": float(ref.max() - ref.min()),
            "standalone_seed_diff_mean": float(np.mean(np.abs(np.subtract(*standalone)))),
@@ -218,8 +263,9 @@ def main() -> None:
     out.update({"wall_s": time.perf_counter() - wall0, "threads": a.threads,
                 "load_avg_start": list(load0), "load_avg_end": list(os.getloadavg())})
     print(f"{splits.name}: {len(splits.train)} train / {len(splits.val)} val images, {len(genomes)} subnets "
-          f"({min(macs) / 1e6:.2f}-{max(macs) / 1e6:.2f} MMAC), standalone {a.epochs} epochs x 2 seeds on "
-          f"{len(train_set)} images (acc {min(ref):.3f}-{max(ref):.3f}, seeds differ by "
+          f"({min(macs) / 1e6:.2f}-{max(macs) / 1e6:.2f} MMAC, {a.chip} chips), standalone "
+          f"{sa['standalone_epochs']} epochs x 2 seeds on {sa['standalone_train_images']} images "
+          f"(acc {min(ref):.3f}-{max(ref):.3f}, seeds differ by "
           f"{out['standalone_seed_diff_mean']:.3f} on average)")
     labels = []
     for s in out["supernets"]:
