@@ -4,7 +4,8 @@ accuracy after a fixed short training, over a seeded set of subnets spanning cap
     PYTHONPATH=src .venv/bin/python benchmarks/ranking.py --json out.json [--data digits|fashion-mnist]
         [--limit N] [--space small28] [--subnets 20] [--supernet-epochs 30]
         [--sampling uniform sandwich uniform:120] [--epochs 8] [--standalone-limit N]
-        [--run-config CONFIG] [--supernet RUN/supernet/checkpoint.pt]
+        [--run-config CONFIG] [--supernet RUN/supernet/checkpoint.pt] [--chip drawn|config]
+        [--standalone-from EARLIER.json]
 
 Subnets: 4,000 genomes of the space (`--space`, default small28) drawn with seed 0 (canonical, distinct),
 sorted by MACs, and `--subnets` taken at evenly spaced MACs ranks, so the set spans capacity. For each
@@ -16,7 +17,8 @@ crossnas' safe loader) instead of training any, labelled with its sampling mode 
 `--run-config` (a run's config.yaml or a run preset name) takes the data split, the space, the hardware
 and the search's scoring settings (fidelity, val_limit, bn_batches, ...) from that run, through the
 pipeline's own functions, so a checkpoint of that run is scored on its own validation split as its search
-scores it; the flags for those are then ignored.
+scores it; the flags for those are then ignored. `--chip config` sets every subnet's circuit and ADC genes
+to the hardware config's own values, so only the networks differ (the standalone reference knows no chip).
 Standalone: the same subnet from fresh weights (two seeds), trained quantization- and noise-aware
 (`crossnas.pipeline.retrain.train_qat`, sigma 0.05, lr 0.05, cosine) for `--epochs` epochs at one batch
 size on the training split or a fixed seeded subset of it (`--standalone-limit`), so every subnet gets the
