@@ -78,13 +78,15 @@ def test_full_pipeline_writes_every_artifact(full_run):
     assert on_chip["lenet"]["chip"] == "default"
     # re-ranked: the designs carry the short standalone training's scores and the search's
     rr = json.loads((out / "select" / "rerank.json").read_text())["results"]
-    front = json.loads((out / "search/pareto.json").read_text())["pareto"]
-    assert len(rr) == min(3, len(front)) and all(len(r["val_curve"]) == 1 for r in rr.values())
+    history = json.loads((out / "search/pareto.json").read_text())["history"]
+    assert len(rr) == 3 and all(len(r["val_curve"]) == 1 for r in rr.values())
+    # top_k re-ranks the most accurate of every evaluated candidate, on the front or not
+    acc = {r["key"]: r["metrics"]["accuracy_pim"] for r in history}
+    assert set(rr) <= set(acc) and min(acc[k] for k in rr) >= max(v for k, v in acc.items() if k not in rr)
     assert final["chips"] == 2 and final["test_subset"]["n"] == 24 and final["split"] == "test"
     designs = [e for e in final["entries"] if e["kind"] == "design"]
     best = max(e["retrain"]["val_acc_after"] for e in designs)  # picked on validation, never on test
     assert final["picked"] == next(e["name"] for e in designs if e["retrain"]["val_acc_after"] == best)
-    pareto_keys = {r["key"] for r in json.loads((out / "search/pareto.json").read_text())["pareto"]}
     for e in final["entries"]:
         assert len(e["test"]["per_chip"]) == 2
         assert 0.0 <= e["test"]["accuracy_pim"] <= 1.0
@@ -92,10 +94,10 @@ def test_full_pipeline_writes_every_artifact(full_run):
         assert abs(e["test"]["accuracy_pim_correct"] / 48 - e["test"]["accuracy_pim"]) < 1e-12
         assert e["cost"]["totals"]["edp_js"] > 0
         if e["kind"] == "design":
-            assert e["source_key"] in pareto_keys and e["source_key"] in rr
+            assert e["source_key"] in rr
             assert e["retrain"]["epochs"] == 1 and len(e["retrain"]["val_curve"]) == 1
-            front_rec = next(r for r in front if r["key"] == e["source_key"])
-            assert e["val"] == front_rec["metrics"]  # the search's scores; the re-ranking's beside them
+            rec = next(r for r in history if r["key"] == e["source_key"])
+            assert e["val"] == rec["metrics"]  # the search's scores; the re-ranking's beside them
             meta = json.loads((out / e["design_dir"] / "design.json").read_text())["metrics"]
             assert meta["rerank"]["accuracy_pim"] == rr[e["source_key"]]["accuracy_pim"]
     assert "val acc. per epoch" in (out / "report.md").read_text()
@@ -253,18 +255,9 @@ def test_noise_aware_training_restores_clean_weights_and_is_seeded():
 
 
 def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(full_run, tmp_path):
-    import shutil
-
     src, _ = full_run
     out = tmp_path / "floor"
-    shutil.copytree(src, out)
-    state = json.loads((out / "run.json").read_text())
-    for s in ("retrain", "final", "report"):  # the same run, stopped after its baselines
-        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
-    (out / "run.json").write_text(json.dumps(state))
-    for d in ("designs", "final"):
-        shutil.rmtree(out / d)
-    (out / "final.json").unlink()
+    _after_baselines(src, out)  # the same run, stopped after its baselines
     high = copy.deepcopy(TINY)
     high["select"]["min_accuracy"] = {"value": 0.5, "relative_to": "lenet"}  # 50 points above lenet
     lenet = json.loads((out / "baselines" / "lenet" / "design.json").read_text())
@@ -283,6 +276,73 @@ def test_selection_floor_stops_before_retraining_and_resume_takes_a_new_floor(fu
     assert state["stages"]["retrain"]["status"] == "done" and state["select"]["met"] is True
     assert (out / "select" / "rerank.json").read_text() == rr  # the re-ranking was not run again
     assert state["config_changes"][-1]["sections"] == ["select"]
+
+
+def test_final_keeps_per_image_counts_and_compares_the_picked_design(full_run):
+    out, _ = full_run
+    final = json.loads((out / "final.json").read_text())
+    for e in final["entries"]:
+        counts = e["test"]["correct_chips"]
+        assert len(counts) == final["test_subset"]["n"] and all(0 <= c <= final["chips"] for c in counts)
+        assert sum(counts) == e["test"]["accuracy_pim_correct"]
+    picked = {e["name"]: e for e in final["entries"]}[final["picked"]]
+    rows = final["comparisons"]
+    expected = {e["name"] for e in final["entries"]
+                if e["kind"] == "baseline" and e["chip"] in ("default", final["picked"])}
+    assert {r["baseline"] for r in rows} == expected and any(r["same_chip"] for r in rows)
+    for r in rows:
+        base = {e["name"]: e for e in final["entries"]}[r["baseline"]]
+        # the mean of per-image differences is the difference of the two accuracies
+        assert r["accuracy_diff"]["diff"] == pytest.approx(
+            picked["test"]["accuracy_pim"] - base["test"]["accuracy_pim"], abs=1e-12)
+        assert r["accuracy_diff"]["low"] <= r["accuracy_diff"]["diff"] <= r["accuracy_diff"]["high"]
+        assert r["ratio"]["edp_js"] == pytest.approx(
+            picked["cost"]["totals"]["edp_js"] / base["cost"]["totals"]["edp_js"])
+    report = (out / "report.md").read_text()
+    assert "against the baselines (paired)" in report
+
+
+def _after_baselines(src, out):
+    """A copy of the finished tiny run, set back to just after its baselines stage."""
+    import shutil
+
+    shutil.copytree(src, out)
+    state = json.loads((out / "run.json").read_text())
+    for s in ("retrain", "final", "report"):
+        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
+    (out / "run.json").write_text(json.dumps(state))
+    for d in ("designs", "final"):
+        shutil.rmtree(out / d)
+    (out / "final.json").unlink()
+
+
+def test_a_budget_relative_to_a_baseline_is_its_cost_times_the_value(full_run, tmp_path):
+    from crossnas.cost import evaluate_cost
+    from crossnas.design import load_design
+    from crossnas.network import extract_layers
+
+    src, _ = full_run
+    out = tmp_path / "budget"
+    _after_baselines(src, out)
+    variants = {}  # EDP of lenet's trained variants (default and best uniform bits) on the default chip
+    for d in sorted((out / "baselines").glob("lenet*/design.json")):
+        design = load_design(d.parent)
+        variants[d.parent.name] = float(evaluate_cost(extract_layers(design.module, (1, 8, 8)),
+                                                      design.hardware).totals["edp_js"])
+    best = min(variants, key=variants.get)
+    edp = variants[best]
+    cfg = copy.deepcopy(TINY)
+    cfg["select"] = {"rule": "best_under", "k": 1,
+                     "budget": {"edp_js": {"value": 1e-6, "relative_to": "lenet"}}}
+    with pytest.raises(CrossnasError, match=r"select.budget: no searched design meets .*edp_js"):
+        run_pipeline(cfg, out, progress=False, resume=True, stop_after="retrain")
+    cfg["select"]["budget"]["edp_js"]["value"] = 1e6
+    run_pipeline(cfg, out, progress=False, resume=True, stop_after="retrain")
+    state = json.loads((out / "run.json").read_text())
+    assert state["select"]["budget"]["edp_js"] == pytest.approx(1e6 * float(edp), rel=1e-9)
+    assert f"{best}'s" in state["select"]["budget_how"][0]
+    meta = json.loads((out / "designs" / "design-1" / "design.json").read_text())
+    assert f"edp_js <= {1e6 * edp:g}" in meta["metrics"]["selected_by"]
 
 
 def test_retraining_stops_on_patience_and_keeps_the_best_epoch():

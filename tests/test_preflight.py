@@ -34,6 +34,10 @@ def _patched(path: str, value):
     ("select.metric", "accuracy", "select.metric: 'accuracy' is not a search metric"),
     ("select.budget", {"edp": 1.0}, "select.budget: 'edp' is not a search metric"),
     ("data.root", "/nonexistent/fashion", "data"),
+    ("select.budget", {"edp_js": {"value": 0.5, "relative_to": "vgg8"}},
+     r"select.budget.edp_js.relative_to: baseline 'vgg8' is not in baselines.models"),
+    ("select.min_accuracy", {"value": 0.0, "relative_to": "vgg8"},
+     r"select.min_accuracy.relative_to: baseline 'vgg8' is not in baselines.models"),
 ])
 def test_late_errors_come_before_any_work(tmp_path, path, value, match):
     cfg = _patched(path, value)

@@ -69,6 +69,8 @@ class TestMetrics(_Open):
     accuracy_pim: float = Field(ge=0, le=1)
     accuracy_pim_std: float = Field(ge=0, allow_inf_nan=False)
     per_chip: list[float]
+    correct_chips: list[int] | None = None
+    """Per test image (subset order): how many chips classified it correctly; pairs two entries."""
 
 
 class CostTotals(_Open):
@@ -115,6 +117,9 @@ class FinalResult(_Versioned):
     entries: list[FinalEntry]
     picked: str | None = None
     """The design chosen on validation accuracy after retraining (None without designs)."""
+    comparisons: list[dict[str, Any]] = Field(default_factory=list)
+    """The picked design against each baseline, paired over the same images and chips
+    (crossnas.pipeline.compare)."""
 
 
 # --- designs --------------------------------------------------------------------------------------------

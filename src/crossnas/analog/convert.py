@@ -140,32 +140,43 @@ class PIMResult:
     accuracy_pim_std: float
     accuracy_digital: float
     per_chip: list[float]
+    correct_chips: list[int] | None = None
+    """Per image, in loader order: how many chips classified it correctly (with `per_image=True`)."""
 
 
-def _accuracy(model: nn.Module, loader, dev) -> float:
-    correct = total = 0
+def _correct(model: nn.Module, loader, dev) -> torch.Tensor:
+    """Per image, in loader order: 1 when the model's top class is the label."""
+    out = []
     with torch.no_grad():
         for b in loader:
             x, y = b[0].to(dev), b[1].to(dev)
-            correct += int((model(x).argmax(1) == y).sum())
-            total += int(y.numel())
-    return correct / max(total, 1)
+            out.append((model(x).argmax(1) == y).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def _accuracy(hits: torch.Tensor) -> float:
+    return float(hits.sum()) / max(int(hits.numel()), 1)
 
 
 def evaluate_pim(model: nn.Module, loader, hardware: HardwareConfig, *, calib_loader, chips: int = 5,
                  fidelity: str = "exact", seed: int = 0, device: str = "auto", bits=None,
-                 allow_digital: bool = False, kernel: str | None = None) -> PIMResult:
+                 allow_digital: bool = False, kernel: str | None = None,
+                 per_image: bool = False) -> PIMResult:
     """Accuracy over `chips` chip instances (device effects redrawn per chip) and the digital accuracy of
-    the same quantized integers."""
+    the same quantized integers; `per_image` also keeps each image's count of correct chips (for paired
+    comparisons of two networks on the same images and chips)."""
     dev = _resolve_device(device)
     pm = to_pim(model, hardware, calib_loader=calib_loader, bits=bits, seed=seed, fidelity=fidelity,
                 device=device, allow_digital=allow_digital, kernel=kernel)
     set_mode(pm, "digital")
-    acc_d = _accuracy(pm, loader, dev)
+    acc_d = _accuracy(_correct(pm, loader, dev))
     set_mode(pm, "analog")
-    per = []
+    per, count = [], None
     for c in range(chips):
         set_chip(pm, seed + c)
-        per.append(_accuracy(pm, loader, dev))
+        hits = _correct(pm, loader, dev)
+        per.append(_accuracy(hits))
+        count = hits.long() if count is None else count + hits.long()
     t = torch.tensor(per, dtype=torch.float64)
-    return PIMResult(float(t.mean()), float(t.std()) if len(per) > 1 else 0.0, acc_d, per)
+    correct = [int(v) for v in count.tolist()] if per_image and count is not None else None
+    return PIMResult(float(t.mean()), float(t.std()) if len(per) > 1 else 0.0, acc_d, per, correct)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from crossnas.errors import CrossnasError
 from crossnas.search.store import atomic_write
 
 BITS = "bits.json"
@@ -103,15 +104,41 @@ def baseline_dirs(run_dir: Path, models: list[str]) -> list[Path]:
     return out
 
 
-def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
-    """The best validation accuracy among `name`'s trained baselines (any bits), None when none."""
-    accs = []
+def most_accurate_baseline(run_dir: Path, name: str) -> tuple[Path, float] | None:
+    """(folder, validation accuracy) of `name`'s trained variant (any bits) with the best validation
+    accuracy, the default-bits one on ties; None when none was trained."""
+    best = None
     for d in baseline_dirs(run_dir, [name]):
         meta = json.loads((d / "design.json").read_text())
         acc = ((meta.get("metrics") or {}).get("retrain") or {}).get("val_acc_after")
-        if acc is not None:
-            accs.append(float(acc))
-    return max(accs) if accs else None
+        if acc is not None and (best is None or float(acc) > best[1]):
+            best = (d, float(acc))
+    return best
+
+
+def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
+    """The best validation accuracy among `name`'s trained baselines (any bits), None when none."""
+    best = most_accurate_baseline(run_dir, name)
+    return None if best is None else best[1]
+
+
+def baseline_cost(p, name: str, metric: str) -> tuple[float, str] | None:
+    """(value, folder name) of the lowest `metric` among `name`'s trained variants (default and best
+    uniform bits) on the hardware they were trained for (the default chip): a budget taken from it holds
+    against every variant. None when none was trained; a CrossnasError when `metric` is not a cost."""
+    from crossnas.cost import evaluate_cost
+    from crossnas.design import load_design
+    from crossnas.network import extract_layers
+
+    found = []
+    for d in baseline_dirs(p.run_dir, [name]):
+        design = load_design(d, code=p.cfg.baselines.models)
+        totals = evaluate_cost(extract_layers(design.module.cpu(), p.input_shape), design.hardware).totals
+        if metric not in totals:
+            raise CrossnasError(f"select.budget.{metric}: a budget relative to a baseline takes a cost "
+                                f"metric (have {', '.join(sorted(totals))})")
+        found.append((float(totals[metric]), d.name))
+    return min(found) if found else None
 
 
 def final_plan(run_dir: Path, models: list[str]) -> list[tuple[str, Path, Path | None]]:

@@ -73,6 +73,14 @@ class MinAccuracy(_Strict):
     """None: `value` is the floor; a baseline: the floor is its best validation accuracy plus `value`."""
 
 
+class RelativeBudget(_Strict):
+    value: float = Field(gt=0, allow_inf_nan=False)
+    """A multiple of the baseline's metric: 0.5 is half of it."""
+    relative_to: Literal["vgg8", "lenet"]
+    """The baseline whose metric sets the budget: the lowest among its trained variants (default and best
+    uniform bits) on the default chip, as the cost model scores it, so the budget holds against each."""
+
+
 class SelectSection(_Strict):
     """How designs are chosen from the (validation) Pareto front for retraining."""
 
@@ -82,8 +90,9 @@ class SelectSection(_Strict):
     """Designs chosen (at most)."""
     metric: str = "accuracy_pim"
     """top_k ranks by this metric (max for accuracies, min otherwise)."""
-    budget: dict[str, float] = Field(default_factory=dict)
-    """best_under: e.g. {edp_js: 1e-9}; the k most accurate designs within every budget."""
+    budget: dict[str, float | RelativeBudget] = Field(default_factory=dict)
+    """best_under: e.g. {edp_js: 1e-9}, or {edp_js: {value: 0.5, relative_to: vgg8}} (half of VGG-8's,
+    known once the baselines are trained); the k most accurate designs within every budget."""
     min_accuracy: MinAccuracy | None = None
     """A floor on validation accuracy (crossnas.pipeline.designs); no design above it stops the run."""
     rerank: int = Field(0, ge=0)

@@ -111,12 +111,28 @@ def rerank(p, records: list[dict]) -> list[dict]:
     return out
 
 
-def rule_order(front: list[dict], objectives: dict, select) -> list[dict]:
-    """The whole front in the order the selection rule prefers it (the re-ranking budget takes the first)."""
+def rerank_pool(result: dict, select) -> list[dict]:
+    """Where re-ranking draws from: for top_k and best_under every feasible evaluated candidate, once per
+    network (one-shot scores are noisy by a point or more, so the candidates just below the front are as
+    likely to be best as those on it); for the knee, the front (a knee is a point of the front)."""
+    from crossnas.search.problem import is_feasible
+
+    if select.rule == "knee":
+        return result["pareto"]
+    seen, pool = set(), []
+    for r in result["history"]:
+        if r["key"] not in seen and is_feasible(r["metrics"], result.get("constraints")):
+            seen.add(r["key"])
+            pool.append(r)
+    return pool or result["pareto"]
+
+
+def rule_order(pool: list[dict], objectives: dict, select, budget: dict[str, float]) -> list[dict]:
+    """The pool in the order the selection rule prefers it (the re-ranking budget takes the first)."""
     from crossnas.pipeline.select import select_designs
 
-    return [r for r, _ in select_designs(front, front, objectives, rule=select.rule, k=len(front),
-                                         metric=select.metric, budget=select.budget)]
+    return [r for r, _ in select_designs(pool, pool, objectives, rule=select.rule, k=len(pool),
+                                         metric=select.metric, budget=budget)]
 
 
 def picked_design(entries: list[dict]) -> str | None:
@@ -127,6 +143,28 @@ def picked_design(entries: list[dict]) -> str | None:
         return None
     return max(designs, key=lambda e: (float((e.get("retrain") or {}).get("val_acc_after") or 0.0),
                                        -designs.index(e)))["name"]
+
+
+# --- budgets and the floor ---------------------------------------------------------------------------
+def budget_values(p) -> tuple[dict[str, float], list[str]]:
+    """`select.budget` as numbers (a relative one from its baseline's cost) and how each was set."""
+    from crossnas.pipeline.baselines import baseline_cost
+    from crossnas.pipeline.config import RelativeBudget
+
+    out, how = {}, []
+    for m, b in p.cfg.select.budget.items():
+        if not isinstance(b, RelativeBudget):
+            out[m] = float(b)
+            how.append(f"{m} <= {b:g}")
+            continue
+        found = baseline_cost(p, b.relative_to, m)
+        if found is None:
+            raise CrossnasError(f"select.budget.{m}.relative_to: baseline {b.relative_to!r} was not trained "
+                                f"in this run (baselines.models: {p.cfg.baselines.models})")
+        base, folder = found
+        out[m] = b.value * base
+        how.append(f"{m} <= {out[m]:.4g} ({b.value:g} x {folder}'s {base:.4g} on the default chip)")
+    return out, how
 
 
 # --- the floor -----------------------------------------------------------------------------------------
@@ -152,9 +190,12 @@ def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
 
     sel = p.cfg.select
     front, history, objectives = result["pareto"], result["history"], result["objectives"]
+    budget, budget_how = budget_values(p)
+    if budget:
+        p.state.data.setdefault("select", {}).update({"budget": budget, "budget_how": budget_how})
     if sel.rerank:
         t0 = time.perf_counter()
-        front = rerank(p, rule_order(front, objectives, sel)[:sel.rerank])
+        front = rerank(p, rule_order(rerank_pool(result, sel), objectives, sel, budget)[:sel.rerank])
         history = front
         p.state.data.setdefault("select", {})["rerank_wall_s"] = time.perf_counter() - t0
     floor, how = floor_value(p)
@@ -175,5 +216,5 @@ def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
     p.state.data.setdefault("select", {}).update({"floor": floor, "met": True, "candidates": len(front)})
     p.state.save()
     chosen = select_designs(front, history or front, objectives, rule=sel.rule, k=sel.k, metric=sel.metric,
-                            budget=sel.budget)
+                            budget=budget)
     return [(r, f"{why}, re-ranked" if sel.rerank else why) for r, why in chosen]

@@ -59,6 +59,13 @@ def _check_select(cfg) -> None:
         raise CrossnasError(f"select.budget: {bad[0]!r} is not a search metric (have {', '.join(known)})")
     if sel.rule == "best_under" and not sel.budget:
         raise CrossnasError("select.budget: rule best_under needs e.g. {edp_js: 1.0e-9}")
+    # a budget or floor relative to a baseline needs that baseline trained in this run
+    relative = {f"select.budget.{m}": getattr(b, "relative_to", None) for m, b in sel.budget.items()}
+    relative["select.min_accuracy"] = getattr(sel.min_accuracy, "relative_to", None)
+    for field, name in relative.items():
+        if name is not None and name not in cfg.baselines.models:
+            raise CrossnasError(f"{field}.relative_to: baseline {name!r} is not in baselines.models "
+                                f"({cfg.baselines.models})")
 
 
 def _check_backend(scfg) -> None:

@@ -249,6 +249,28 @@ def _entries_table(entries: list[dict]) -> list[Block]:
     return out
 
 
+def _comparison_table(final: dict | None) -> list[Block]:
+    rows = []
+    for c in (final or {}).get("comparisons") or []:
+        d, r = c["accuracy_diff"], c["ratio"]
+        chip = "same (the design's)" if c["same_chip"] else "baseline on the default chip, design on its own"
+        rows.append([c["design"], c["baseline"], chip, fmt_pct(c["accuracy_pim"]),
+                     fmt_pct(c["baseline_accuracy_pim"]),
+                     f"{100 * d['diff']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]",
+                     fmt_num(r.get("edp_js")), fmt_num(r.get("energy_j")), fmt_num(r.get("latency_s")),
+                     c["verdict"]])
+    if not rows:
+        return []
+    n = ((final or {}).get("test_subset") or {}).get("n")
+    return [("h2", "The picked design against the baselines (paired)"),
+            ("p", f"Differences over the same {n} test images and {final.get('chips')} chips: per image, the "
+                  "design's fraction of correct chips minus the baseline's; mean and its 95% interval "
+                  "(t over images). Ratios: design / baseline (below 1: the design is cheaper)."),
+            ("table", ["design", "baseline", "chip", "design PIM acc.", "baseline PIM acc.",
+                       "difference, points [95% interval]", "EDP ratio", "energy ratio", "latency ratio",
+                       "verdict"], rows)]
+
+
 def _layer_table(entry: dict) -> Block:
     rows = []
     for ly in (entry.get("cost") or {}).get("layers") or []:
@@ -455,6 +477,7 @@ def write_report(run_dir: str | Path) -> dict:
 
     if entries:
         blocks += _entries_table(entries)
+        blocks += _comparison_table(final)
         blocks.append(("p", "Units: latency (pipelined) in ms, energy per inference in mJ, EDP in mJ·ms; "
                             "bits run-length encoded over the layers in order (w = weight bits, "
                             "a = activation bits)."))

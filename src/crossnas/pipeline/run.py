@@ -248,6 +248,7 @@ class _Pipeline:
             self.final = schema.read(path, schema.FinalResult, "the final evaluation").model_dump()
             return
         from crossnas.pipeline.baselines import final_plan
+        from crossnas.pipeline.compare import compare_picked
         from crossnas.pipeline.designs import picked_design
 
         fc = self.cfg.final
@@ -272,7 +273,8 @@ class _Pipeline:
                 hw = design.hardware if chip is None else load_design(chip).hardware  # a design's chip
                 meta = design.meta.get("metrics") or {}
                 pim = evaluate_pim(design.module, loader, hw, calib_loader=calib, chips=fc.chips,
-                                   fidelity=fc.fidelity, seed=fc.seed, device=str(self.device))
+                                   fidelity=fc.fidelity, seed=fc.seed, device=str(self.device),
+                                   per_image=True)
                 cost = evaluate_cost(extract_layers(design.module.cpu(), self.input_shape), hw)
                 entry = {"name": name, "kind": "baseline" if d.parent.name == "baselines" else "design",
                          "chip": "default" if chip is None else chip.name,
@@ -285,14 +287,16 @@ class _Pipeline:
                                   "accuracy_pim": float(pim.accuracy_pim),
                                   "accuracy_pim_std": float(pim.accuracy_pim_std),
                                   "per_chip": [float(a) for a in pim.per_chip],
-                                  **image_counts(pim, info["n"])},
+                                  **image_counts(pim, info["n"]), "correct_chips": pim.correct_chips},
                          "cost": cost.to_dict(), "wall_s": time.perf_counter() - t0}
                 entries.append(schema.write(cache, schema.FinalEntry, entry))
                 bar.advance(1)
                 bar.line(f"{name}: PIM {pim.accuracy_pim:.4f} +- {pim.accuracy_pim_std:.4f}, digital "
                          f"{pim.accuracy_digital:.4f}, EDP {cost.totals['edp_js']:.3g} J*s")
+            picked = picked_design(entries)
             final = {"split": "test", "test_subset": info, "chips": fc.chips, "fidelity": fc.fidelity,
-                     "dataset": self.cfg.data.name, "entries": entries, "picked": picked_design(entries)}
+                     "dataset": self.cfg.data.name, "entries": entries, "picked": picked,
+                     "comparisons": compare_picked(entries, picked, fc.chips)}
             final = schema.write(path, schema.FinalResult, final)
         self.final = final
 
