@@ -94,3 +94,33 @@ def test_cli_train_supernet_applies_threads_first(tmp_path, monkeypatch):
         assert seen["t"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cli_simulate_applies_threads_before_the_simulation(tmp_path, monkeypatch):
+    from crossnas import analog
+    from crossnas.cli import main
+
+    seen = {}
+    real = analog.evaluate_pim
+
+    def spy(*a, **k):
+        seen["threads"] = torch.get_num_threads()
+        return real(*a, **k)
+
+    monkeypatch.setattr(analog, "evaluate_pim", spy)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    (tmp_path / "m.py").write_text(
+        "import torch\n\ndef net(in_channels, num_classes, input_size):\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))\n")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        out = tmp_path / "sim.json"
+        assert main(["simulate", "--model", f"{tmp_path / 'm.py'}:net", "--weights", str(tmp_path / "w.pt"),
+                     "--hardware", "mnsim-default", "--data", "synthetic:1x8x8:10:40", "--chips", "1",
+                     "--fidelity", "fast", "--calib-batches", "1", "--threads", "1", "--json", str(out)]) == 0
+        assert seen["threads"] == 1
+        assert json.loads(out.read_text())["threads"]["intra_op"] == 1
+    finally:
+        torch.set_num_threads(before)

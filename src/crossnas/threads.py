@@ -143,3 +143,11 @@ def add_threads_option(parser) -> None:
 def apply_for_space(setting: str | int, space, in_channels: int, batch_size: int) -> ThreadChoice:
     """`apply_threads` sized by a training step on the space's largest network."""
     return apply_threads(setting, largest_step_macs(space, in_channels, batch_size))
+
+
+def apply_for_model(setting: str | int, model, input_shape: tuple[int, ...], batch_size: int) -> ThreadChoice:
+    """`apply_threads` sized by one batch of inference through `model` (its traced MACs)."""
+    from crossnas.network import extract_layers
+
+    macs = sum(float(ly.macs) for ly in extract_layers(model, tuple(input_shape)))
+    return apply_threads(setting, macs * batch_size)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from crossnas.errors import CrossnasError
+from crossnas.threads import add_threads_option
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--calib-batches", type=int, default=4)
+    add_threads_option(p)
     return p
 
 
@@ -99,7 +101,9 @@ def _simulate(args, model, hw, splits, what: dict) -> int:
 
     from crossnas.analog import evaluate_pim
     from crossnas.search.store import atomic_write
+    from crossnas.threads import apply_for_model
 
+    threads = apply_for_model(args.threads or "auto", model, splits.input_shape, args.batch_size)
     g = torch.Generator().manual_seed(args.seed)
     calib = DataLoader(splits.train, batch_size=args.batch_size, shuffle=True, generator=g)
     calib = [b for _, b in zip(range(args.calib_batches), calib)]
@@ -108,7 +112,7 @@ def _simulate(args, model, hw, splits, what: dict) -> int:
                      seed=args.seed, device=args.device, kernel=args.kernel)
     out = {**what, "data": args.data, "hardware": hw.name, "fidelity": args.fidelity,
            "chips": args.chips, "accuracy_pim": r.accuracy_pim, "accuracy_pim_std": r.accuracy_pim_std,
-           "accuracy_digital": r.accuracy_digital, "per_chip": r.per_chip}
+           "accuracy_digital": r.accuracy_digital, "per_chip": r.per_chip, "threads": threads.to_dict()}
     print(f"digital (quantized) accuracy {r.accuracy_digital:.4f}; PIM accuracy {r.accuracy_pim:.4f} "
           f"+- {r.accuracy_pim_std:.4f} over {args.chips} chips ({args.fidelity})")
     if args.json:
