@@ -316,6 +316,29 @@ def _after_baselines(src, out):
     (out / "final.json").unlink()
 
 
+def test_baselines_on_the_picked_designs_chip_only(full_run, tmp_path):
+    import shutil
+
+    src, _ = full_run
+    out = tmp_path / "picked"
+    shutil.copytree(src, out)
+    state = json.loads((out / "run.json").read_text())
+    for s in ("final", "report"):
+        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
+    (out / "run.json").write_text(json.dumps(state))
+    shutil.rmtree(out / "final")
+    (out / "final.json").unlink()
+    cfg = copy.deepcopy(TINY)
+    cfg["final"]["baselines_on"] = "picked"
+    run_pipeline(cfg, out, progress=False, resume=True)
+    final = json.loads((out / "final.json").read_text())
+    on_chips = {e["chip"] for e in final["entries"] if e["kind"] == "baseline"}
+    assert on_chips == {"default", final["picked"]}  # designs: 2, so another design's chip was left out
+    assert len([e for e in final["entries"] if e["kind"] == "design"]) == 2
+    assert {c["baseline"] for c in final["comparisons"]} == {
+        e["name"] for e in final["entries"] if e["kind"] == "baseline"}
+
+
 def test_a_budget_relative_to_a_baseline_is_its_cost_times_the_value(full_run, tmp_path):
     from crossnas.cost import evaluate_cost
     from crossnas.design import load_design

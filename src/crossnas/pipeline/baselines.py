@@ -158,14 +158,22 @@ def baseline_cost(p, name: str, metric: str) -> tuple[float, str] | None:
     return lowest_cost(baseline_layers(p, name), metric)
 
 
-def final_plan(run_dir: Path, models: list[str]) -> list[tuple[str, Path, Path | None]]:
+def final_plan(run_dir: Path, models: list[str], on: str = "all") -> list[tuple[str, Path, Path | None]]:
     """(entry name, design folder, chip folder or None for its own hardware) for the final stage: the
-    designs, every baseline on the default chip, and each best-bits baseline on each design's chip."""
+    designs, every baseline on the default chip, and each best-bits baseline on each design's chip (`on:
+    all`) or on the picked design's only (`on: picked`, the one the paired comparison reads)."""
+    from crossnas.pipeline.designs import picked_design
+
     designs = sorted((run_dir / "designs").glob("design-*"), key=lambda d: int(d.name.split("-")[1]))
     bases = baseline_dirs(run_dir, models)
     plan = [(d.name, d, None) for d in designs + bases]
     from crossnas.models import model_label
 
+    if on == "picked":
+        metas = [{"name": d.name, "kind": "design",
+                  "retrain": json.loads((d / "design.json").read_text())["metrics"].get("retrain")}
+                 for d in designs]
+        designs = [d for d in designs if d.name == picked_design(metas)]
     labels = {model_label(m) for m in models}
     plan += [(f"{b.name}@{d.name}", b, d) for d in designs for b in bases if b.name not in labels]
     return plan

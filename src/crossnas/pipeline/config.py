@@ -157,6 +157,9 @@ class FinalSection(_Strict):
     """Simulated chip instances per design (device effects redrawn per chip)."""
     fidelity: Literal["exact", "fast"] = "exact"
     """Simulator fidelity of the final evaluation."""
+    baselines_on: Literal["all", "picked"] = "all"
+    """The best-bits baselines are also scored on every design's chip, or on the picked design's only
+    (what the paired comparison reads; saves the exact simulation of the others)."""
     batch_size: int = Field(256, ge=1)
     """Images per evaluation batch."""
     calib_batches: int = Field(4, ge=1)

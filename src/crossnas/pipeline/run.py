@@ -252,7 +252,7 @@ class _Pipeline:
         from crossnas.pipeline.designs import picked_design
 
         fc = self.cfg.final
-        plan = final_plan(self.run_dir, self.cfg.baselines.models)
+        plan = final_plan(self.run_dir, self.cfg.baselines.models, fc.baselines_on)
         with self.state.stage("final"), task_for(True, "final", len(plan), "designs") as bar:
             subset, info = self.test_subset()
             loader = DataLoader(subset, batch_size=fc.batch_size)
