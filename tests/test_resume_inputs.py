@@ -114,3 +114,23 @@ def test_front_cache_keys_on_hardware(searched, capsys):
     assert main([*argv, "--resume"]) == 0
     accs = [r["metrics"]["accuracy_pim"] for r in json.loads((out / "pareto.json").read_text())["pareto"]]
     assert accs and all(0.0 <= a <= 1.0 for a in accs)
+
+
+def test_a_field_added_since_the_run_started_at_its_default_is_no_change(tmp_path, capsys):
+    from crossnas.pipeline.fingerprint import json_sha256
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "r"
+    assert _run(cfg, out, "--stop-after", "supernet") == 0
+    # the run.json an older crossnas wrote: no supernet.grad_clip in the inputs nor in the stage's hash
+    state = json.loads((out / "run.json").read_text())
+    default = state["inputs"]["supernet"].pop("grad_clip")
+    state["stages"]["supernet"]["inputs"]["supernet"] = json_sha256(state["inputs"]["supernet"])
+    (out / "run.json").write_text(json.dumps(state))
+    changed = copy.deepcopy(TINY)
+    changed["supernet"]["grad_clip"] = default * 2  # a value other than the default is a change
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    assert _run(tmp_path / "changed.yaml", out, "--resume", "--stop-after", "search") == 2
+    assert "supernet.grad_clip" in _err(capsys)
+    assert _run(cfg, out, "--resume", "--stop-after", "search") == 0  # at its default: resumes

@@ -61,6 +61,46 @@ def changed_fields(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _declared_default(dotted: str) -> Any:
+    """The RunConfig field's declared default at `dotted` (a section's field), or _NONE."""
+    from pydantic import BaseModel
+
+    from crossnas.pipeline.config import RunConfig
+
+    model: Any = RunConfig
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None) if isinstance(model, type) else None
+        if not fields or part not in fields:
+            return _NONE
+        f = fields[part]
+        model = f.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            if f.is_required():
+                return _NONE
+            value = f.get_default(call_default_factory=True)
+            return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return _NONE
+
+
+_NONE = object()
+
+
+def without_new_defaults(old: dict, new: dict) -> dict:
+    """`new` less the leaves `old` lacks that hold their field's declared default: fields a later crossnas
+    added, at the value that keeps the earlier behaviour, are no change to a run started before them."""
+    a = flatten(old)
+    out = json.loads(json.dumps(new))
+    for key, value in flatten(new).items():
+        if key in a or _declared_default(key) is _NONE or _declared_default(key) != value:
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node.pop(leaf, None)
+    return out
+
+
 def stage_inputs(inputs: dict, stage: str) -> dict[str, str]:
     """{section: sha256} of the inputs `stage` is the first reader of."""
     return {sec: json_sha256(inputs.get(sec)) for sec, first in FIRST_READER.items() if first == stage}

@@ -136,12 +136,20 @@ def read_state(path: Path) -> dict:
 
 def _check_resume(run_dir: Path, data: dict, inputs: dict) -> None:
     """Refuse a resume that changes what a started stage used; record changes the others may take."""
-    from crossnas.pipeline.fingerprint import FIRST_READER, NEUTRAL, changed_fields, describe, stage_inputs
+    from crossnas.pipeline.fingerprint import (
+        FIRST_READER,
+        NEUTRAL,
+        changed_fields,
+        describe,
+        stage_inputs,
+        without_new_defaults,
+    )
 
     old = data.get("inputs")
     if old is None:  # a run.json from before fingerprints: compare the config sections it stored
         old = {k: v for k, v in data["config"].items() if k not in NEUTRAL}
         inputs = {k: v for k, v in inputs.items() if k in old}
+    inputs = without_new_defaults(old, inputs)
     changed = changed_fields(old, inputs)
     stages = data["stages"]
     locked = [f for f in changed if stages[FIRST_READER.get(f.split(".")[0], "supernet")]["runs"] > 0]
