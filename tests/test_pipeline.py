@@ -83,6 +83,10 @@ def test_full_pipeline_writes_every_artifact(full_run):
     # top_k re-ranks the most accurate of every evaluated candidate, on the front or not
     acc = {r["key"]: r["metrics"]["accuracy_pim"] for r in history}
     assert set(rr) <= set(acc) and min(acc[k] for k in rr) >= max(v for k, v in acc.items() if k not in rr)
+    # and the designs are the re-ranking's best, not the search's (its image counts do not linger)
+    chosen = {e["source_key"] for e in final["entries"] if e["kind"] == "design"}
+    assert min(rr[k]["accuracy_pim"] for k in chosen) >= max(
+        rr[k]["accuracy_pim"] for k in rr if k not in chosen)
     assert final["chips"] == 2 and final["test_subset"]["n"] == 24 and final["split"] == "test"
     designs = [e for e in final["entries"] if e["kind"] == "design"]
     best = max(e["retrain"]["val_acc_after"] for e in designs)  # picked on validation, never on test

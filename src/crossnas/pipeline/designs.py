@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from crossnas.errors import CrossnasError
+from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.store import atomic_write
 
 RERANK = "rerank.json"
@@ -100,15 +101,25 @@ def rerank(p, records: list[dict]) -> list[dict]:
             pim = evaluate_pim(net, DataLoader(val, batch_size=sc.batch_size), hw, calib_loader=calib,
                                chips=sc.final_chips, fidelity=sc.final_fidelity, seed=sc.seed,
                                device=str(p.device))
+            counts = {**accuracy_metrics("accuracy_pim", pim.per_chip, len(val)),
+                      **accuracy_metrics("accuracy_digital", [info["val_acc_after"]], len(p.splits.val))}
+            counts = {k: v for k, v in counts.items() if k in _RESCORED_COUNTS}
             cache[rec["key"]] = {"accuracy_digital": info["val_acc_after"],
                                  "accuracy_pim": float(pim.accuracy_pim), "val_curve": info["val_curve"],
+                                 "counts": counts,
                                  "wall_s": time.perf_counter() - t0}
             atomic_write(path, json.dumps({"meta": meta, "results": cache}, indent=1))
         r = cache[rec["key"]]
+        # the search's image counts go with its scores: selection compares accuracies by their counts
+        # (crossnas.search.accuracy.exact_value), so stale ones would rank by the search after all
+        kept = {k: v for k, v in rec["metrics"].items() if k not in _RESCORED_COUNTS}
         out.append({**rec, "search_scores": rec["metrics"], "rerank": r,
-                    "metrics": {**rec["metrics"], "accuracy_pim": r["accuracy_pim"],
-                                "accuracy_digital": r["accuracy_digital"]}})
+                    "metrics": {**kept, "accuracy_pim": r["accuracy_pim"],
+                                "accuracy_digital": r["accuracy_digital"], **r.get("counts", {})}})
     return out
+
+
+_RESCORED_COUNTS = {f"{m}_{c}" for m in ("accuracy_pim", "accuracy_digital") for c in ("correct", "total")}
 
 
 def rerank_pool(result: dict, select) -> list[dict]:
