@@ -21,6 +21,8 @@ def test_paired_interval_is_the_paired_t_interval():
     assert (d["low"], d["high"]) == pytest.approx((ci.low, ci.high), abs=1e-12)
     assert d["n"] == n
     same = paired_difference(a.tolist(), a.tolist(), chips)  # identical networks: a zero-width interval
-    assert same["low"] == same["high"] == 0.0
+    assert same["low"] == same["high"] == same["diff"] == 0.0
+    swapped = paired_difference(a.tolist(), np.roll(a, 1).tolist(), chips)  # equal totals, other images
+    assert swapped["diff"] == 0.0 and swapped["low"] < 0 < swapped["high"]
     with pytest.raises(ValueError, match="equal, non-empty"):
         paired_difference([1, 0], [1], chips)

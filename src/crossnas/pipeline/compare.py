@@ -26,7 +26,7 @@ def paired_difference(a: list[int], b: list[int], chips: int) -> dict[str, float
         raise ValueError(f"paired comparison needs equal, non-empty image lists (got {len(a)}, {len(b)})")
     d = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / chips
     n = len(d)
-    mean = float(d.mean())
+    mean = (sum(a) - sum(b)) / (chips * n)  # from the integer counts: equal accuracies differ by exactly 0
     se = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1)) * se if n > 1 else 0.0
     return {"diff": mean, "low": mean - half, "high": mean + half, "n": n}
@@ -36,11 +36,11 @@ def _verdict(diff: dict, edp_ratio: float) -> str:
     cheaper = edp_ratio < 1.0
     if diff["low"] > 0 and cheaper:
         return "better on both"
-    if diff["diff"] > 0 and cheaper:
-        return "more accurate (interval spans 0) and cheaper"
-    if cheaper:
-        return "cheaper, less accurate"
-    return "more accurate, costlier" if diff["diff"] > 0 else "worse on both"
+    if diff["diff"] > 0:
+        return "more accurate (interval spans 0) and cheaper" if cheaper else "more accurate, costlier"
+    if diff["diff"] == 0:
+        return "as accurate and cheaper" if cheaper else "as accurate, not cheaper"
+    return "cheaper, less accurate" if cheaper else "worse on both"
 
 
 def compare_picked(entries: list[dict], picked: str | None, chips: int) -> list[dict]:
