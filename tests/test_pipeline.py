@@ -320,6 +320,32 @@ def _after_baselines(src, out):
     (out / "final.json").unlink()
 
 
+def test_a_baseline_on_a_chip_identical_to_one_scored_is_copied(full_run, tmp_path):
+    import shutil
+
+    src, _ = full_run
+    out = tmp_path / "same-chip"
+    shutil.copytree(src, out)
+    state = json.loads((out / "run.json").read_text())
+    for s in ("final", "report"):
+        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
+    (out / "run.json").write_text(json.dumps(state))
+    shutil.rmtree(out / "final")
+    (out / "final.json").unlink()
+    shutil.rmtree(out / "designs" / "design-2")  # design-2 becomes design-1's twin: the same chip
+    shutil.copytree(out / "designs" / "design-1", out / "designs" / "design-2")
+    run_pipeline(TINY, out, progress=False, resume=True)
+    final = {e["name"]: e for e in json.loads((out / "final.json").read_text())["entries"]}
+    twins = [n for n in final if n.endswith("@design-2")]
+    assert twins
+    for n in twins:
+        first = final[n.replace("@design-2", "@design-1")]
+        assert final[n]["same_as"] == first["name"] and final[n]["wall_s"] == 0.0 and first["wall_s"] > 0
+        assert final[n]["test"] == first["test"] and final[n]["chip"] == "design-2"
+    # the designs themselves are scored each (they are not baselines on a chip), and agree
+    assert final["design-2"]["wall_s"] > 0 and final["design-2"]["test"] == final["design-1"]["test"]
+
+
 def test_baselines_on_the_picked_designs_chip_only(full_run, tmp_path):
     import shutil
 
