@@ -320,11 +320,10 @@ def _after_baselines(src, out):
     (out / "final.json").unlink()
 
 
-def test_a_baseline_on_a_chip_identical_to_one_scored_is_copied(full_run, tmp_path):
+def _before_final(src, out):
+    """A copy of the finished tiny run, set back to just before its final stage."""
     import shutil
 
-    src, _ = full_run
-    out = tmp_path / "same-chip"
     shutil.copytree(src, out)
     state = json.loads((out / "run.json").read_text())
     for s in ("final", "report"):
@@ -332,6 +331,14 @@ def test_a_baseline_on_a_chip_identical_to_one_scored_is_copied(full_run, tmp_pa
     (out / "run.json").write_text(json.dumps(state))
     shutil.rmtree(out / "final")
     (out / "final.json").unlink()
+
+
+def test_a_baseline_on_a_chip_identical_to_one_scored_is_copied(full_run, tmp_path):
+    import shutil
+
+    src, _ = full_run
+    out = tmp_path / "same-chip"
+    _before_final(src, out)
     shutil.rmtree(out / "designs" / "design-2")  # design-2 becomes design-1's twin: the same chip
     shutil.copytree(out / "designs" / "design-1", out / "designs" / "design-2")
     run_pipeline(TINY, out, progress=False, resume=True)
@@ -347,17 +354,9 @@ def test_a_baseline_on_a_chip_identical_to_one_scored_is_copied(full_run, tmp_pa
 
 
 def test_baselines_on_the_picked_designs_chip_only(full_run, tmp_path):
-    import shutil
-
     src, _ = full_run
     out = tmp_path / "picked"
-    shutil.copytree(src, out)
-    state = json.loads((out / "run.json").read_text())
-    for s in ("final", "report"):
-        state["stages"][s] = {"status": "pending", "wall_s": 0.0, "runs": 0}
-    (out / "run.json").write_text(json.dumps(state))
-    shutil.rmtree(out / "final")
-    (out / "final.json").unlink()
+    _before_final(src, out)
     cfg = copy.deepcopy(TINY)
     cfg["final"]["baselines_on"] = "picked"
     run_pipeline(cfg, out, progress=False, resume=True)
