@@ -138,6 +138,12 @@ def standalone_set(train, limit: int | None):
     return Subset(train, np.sort(np.random.default_rng(0).choice(len(train), limit, replace=False)).tolist())
 
 
+def steps_and_passes(cfg: SupernetTrainConfig, epochs: int, n_train: int) -> tuple[int, int]:
+    """Supernet steps over `epochs`, and forward-backward passes (the sandwich runs 2 + random paths)."""
+    steps = epochs * math.ceil(n_train / cfg.batch_size)
+    return steps, steps * (1 if cfg.sampling == "uniform" else 2 + cfg.sandwich_random)
+
+
 def checkpoint_supernet(path: str, space, splits, run_cfg) -> tuple[Supernet, dict]:
     """The checkpoint's supernet (crossnas' safe loader) and its row: sampling mode, steps, passes."""
     sn = Supernet.from_space(space, splits.in_channels, splits.num_classes, splits.input_size)
@@ -155,8 +161,7 @@ def checkpoint_supernet(path: str, space, splits, run_cfg) -> tuple[Supernet, di
             raise CrossnasError(f"{path}: trained with other supernet settings than the run config's "
                                 f"({', '.join(diff)})")
     epochs = int(ck.get("epoch", cfg.epochs))
-    steps = epochs * math.ceil(len(splits.train) / cfg.batch_size)
-    passes = steps * (1 if cfg.sampling == "uniform" else 2 + cfg.sandwich_random)
+    steps, passes = steps_and_passes(cfg, epochs, len(splits.train))
     from crossnas.usercode import file_sha256
 
     return sn, {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "sampling": cfg.sampling,
@@ -175,8 +180,7 @@ def trained_supernet(spec: str, a, space, splits) -> tuple[Supernet, dict]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         train_supernet(sn, splits, cfg, d, progress=False)
-    steps = epochs * math.ceil(len(splits.train) / a.batch_size)
-    passes = steps * (1 if mode == "uniform" else 2 + cfg.sandwich_random)
+    steps, passes = steps_and_passes(cfg, epochs, len(splits.train))
     return sn, {"sampling": mode, "epochs": epochs, "steps": steps, "forward_backward_passes": passes,
                 "train_s": time.perf_counter() - t0}
 

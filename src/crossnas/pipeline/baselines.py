@@ -104,22 +104,15 @@ def baseline_dirs(run_dir: Path, models: list[str]) -> list[Path]:
     return out
 
 
-def most_accurate_baseline(run_dir: Path, name: str) -> tuple[Path, float] | None:
-    """(folder, validation accuracy) of `name`'s trained variant (any bits) with the best validation
-    accuracy, the default-bits one on ties; None when none was trained."""
-    best = None
+def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
+    """The best validation accuracy among `name`'s trained baselines (any bits), None when none."""
+    accs = []
     for d in baseline_dirs(run_dir, [name]):
         meta = json.loads((d / "design.json").read_text())
         acc = ((meta.get("metrics") or {}).get("retrain") or {}).get("val_acc_after")
-        if acc is not None and (best is None or float(acc) > best[1]):
-            best = (d, float(acc))
-    return best
-
-
-def baseline_val_accuracy(run_dir: Path, name: str) -> float | None:
-    """The best validation accuracy among `name`'s trained baselines (any bits), None when none."""
-    best = most_accurate_baseline(run_dir, name)
-    return None if best is None else best[1]
+        if acc is not None:
+            accs.append(float(acc))
+    return max(accs) if accs else None
 
 
 def baseline_layers(p, name: str) -> list[tuple[str, list, object]]:
@@ -137,8 +130,8 @@ def baseline_layers(p, name: str) -> list[tuple[str, list, object]]:
 def lowest_cost(variants: list[tuple[str, list, object]], metric: str, hardware=None
                 ) -> tuple[float, str] | None:
     """(value, folder name) of the lowest `metric` among `variants` (baseline_layers), each on its own
-    hardware or, given, on `hardware` (a design's chip); None when there are none; a CrossnasError when
-    `metric` is not a cost."""
+    hardware (the default chip: a budget taken from it holds against every variant) or, given, on
+    `hardware` (a design's chip); None when there are none; a CrossnasError when `metric` is not a cost."""
     from crossnas.cost import evaluate_cost
 
     found = []
@@ -149,13 +142,6 @@ def lowest_cost(variants: list[tuple[str, list, object]], metric: str, hardware=
                                 f"metric (have {', '.join(sorted(totals))})")
         found.append((float(totals[metric]), folder))
     return min(found) if found else None
-
-
-def baseline_cost(p, name: str, metric: str) -> tuple[float, str] | None:
-    """(value, folder name) of the lowest `metric` among `name`'s trained variants (default and best
-    uniform bits) on the hardware they were trained for (the default chip): a budget taken from it holds
-    against every variant. None when none was trained; a CrossnasError when `metric` is not a cost."""
-    return lowest_cost(baseline_layers(p, name), metric)
 
 
 def final_plan(run_dir: Path, models: list[str], on: str = "all") -> list[tuple[str, Path, Path | None]]:

@@ -6,7 +6,7 @@ each image's count of correct chips (`test.correct_chips`). Per image the differ
 networks' fractions of correct chips is one paired observation; the images are the sampling unit (the
 test set is the sample of the data distribution), so the interval is the mean difference +- t(0.975,
 n-1) standard errors of those differences. Two networks that err on the same images have a narrow
-interval even when their accuracies are far apart in a unpaired sense: that is the point of pairing.
+interval even when their accuracies are far apart in an unpaired sense: that is the point of pairing.
 
 Comparisons: with the baselines as trained (default chip) and with the best-uniform-bits baselines on
 the picked design's own chip (`NAME@design-N`), so every row compares on one chip or says which two.

@@ -22,6 +22,8 @@ from crossnas.search.accuracy import accuracy_metrics
 from crossnas.search.store import atomic_write
 
 RERANK = "rerank.json"
+# a re-ranked record's accuracies replace the search's, and with them the image counts they compare by
+_RESCORED_COUNTS = {f"{m}_{c}" for m in ("accuracy_pim", "accuracy_digital") for c in ("correct", "total")}
 
 
 def recipe(p, hw, *, baseline: bool = False, epochs: int | None = None) -> dict:
@@ -119,9 +121,6 @@ def rerank(p, records: list[dict]) -> list[dict]:
     return out
 
 
-_RESCORED_COUNTS = {f"{m}_{c}" for m in ("accuracy_pim", "accuracy_digital") for c in ("correct", "total")}
-
-
 def rerank_pool(result: dict, select) -> list[dict]:
     """Where re-ranking draws from: for top_k and best_under every feasible evaluated candidate, once per
     network (one-shot scores are noisy by a point or more, so the candidates just below the front are as
@@ -157,9 +156,19 @@ def picked_design(entries: list[dict]) -> str | None:
 
 
 # --- budgets and the floor ---------------------------------------------------------------------------
-def budget_values(p) -> tuple[dict[str, float], list[str]]:
+def relative_variants(p) -> dict[str, list]:
+    """{baseline: its trained variants (baseline_layers)} for every budget relative to a baseline, loaded
+    once for the budget's value and the own-chip check."""
+    from crossnas.pipeline.baselines import baseline_layers
+    from crossnas.pipeline.config import RelativeBudget
+
+    names = {b.relative_to for b in p.cfg.select.budget.values() if isinstance(b, RelativeBudget)}
+    return {n: baseline_layers(p, n) for n in sorted(names)}
+
+
+def budget_values(p, variants: dict[str, list]) -> tuple[dict[str, float], list[str]]:
     """`select.budget` as numbers (a relative one from its baseline's cost) and how each was set."""
-    from crossnas.pipeline.baselines import baseline_cost
+    from crossnas.pipeline.baselines import lowest_cost
     from crossnas.pipeline.config import RelativeBudget
 
     out, how = {}, []
@@ -168,7 +177,7 @@ def budget_values(p) -> tuple[dict[str, float], list[str]]:
             out[m] = float(b)
             how.append(f"{m} <= {b:g}")
             continue
-        found = baseline_cost(p, b.relative_to, m)
+        found = lowest_cost(variants[b.relative_to], m)
         if found is None:
             raise CrossnasError(f"select.budget.{m}.relative_to: baseline {b.relative_to!r} was not trained "
                                 f"in this run (baselines.models: {p.cfg.baselines.models})")
@@ -187,14 +196,13 @@ def own_chip_budgets(select) -> dict:
     return {m: b for m, b in select.budget.items() if isinstance(b, RelativeBudget)}
 
 
-def within_own_chip(p, records: list[dict], budgets: dict) -> list[dict]:
+def within_own_chip(p, records: list[dict], budgets: dict, variants: dict[str, list]) -> list[dict]:
     """The records that also meet each relative budget (own_chip_budgets) against the baseline on the
     record's own chip: the final stage compares a design with the baselines there too, and a chip that
     suits a small network can make the baseline cheaper than on the default chip. The number left out is
     recorded in run.json (`select.own_chip_excluded`); none left is an error naming the best ratio."""
-    from crossnas.pipeline.baselines import baseline_layers, lowest_cost
+    from crossnas.pipeline.baselines import lowest_cost
 
-    variants = {b.relative_to: baseline_layers(p, b.relative_to) for b in budgets.values()}
     kept, ratios = [], []
     for r in records:
         hw = p.hardware.with_overrides(p.space.to_arch(np.asarray(r["genome"], dtype=np.int64)).hardware)
@@ -235,19 +243,20 @@ def choose_designs(p, result: dict) -> list[tuple[dict, str]]:
 
     sel = p.cfg.select
     front, history, objectives = result["pareto"], result["history"], result["objectives"]
-    budget, budget_how = budget_values(p)
+    variants = relative_variants(p)
+    budget, budget_how = budget_values(p, variants)
     if budget:
         p.state.data.setdefault("select", {}).update({"budget": budget, "budget_how": budget_how})
     own_chip = own_chip_budgets(sel)
     if sel.rerank:
         t0 = time.perf_counter()
         pool = rerank_pool(result, sel)
-        pool = within_own_chip(p, pool, own_chip) if own_chip else pool
+        pool = within_own_chip(p, pool, own_chip, variants) if own_chip else pool
         front = rerank(p, rule_order(pool, objectives, sel, budget)[:sel.rerank])
         history = front
         p.state.data.setdefault("select", {})["rerank_wall_s"] = time.perf_counter() - t0
     elif own_chip:  # the default chip's front is not the front on each candidate's own chip
-        front = history = within_own_chip(p, rerank_pool(result, sel), own_chip)
+        front = history = within_own_chip(p, rerank_pool(result, sel), own_chip, variants)
     floor, how = floor_value(p)
     if floor is not None:
         ok = [r for r in front if r["metrics"]["accuracy_digital"] >= floor]

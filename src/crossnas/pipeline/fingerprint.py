@@ -61,6 +61,9 @@ def changed_fields(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+_NONE = object()
+
+
 def _declared_default(dotted: str) -> Any:
     """The RunConfig field's declared default at `dotted` (a section's field), or _NONE."""
     from pydantic import BaseModel
@@ -82,16 +85,16 @@ def _declared_default(dotted: str) -> Any:
     return _NONE
 
 
-_NONE = object()
-
-
 def without_new_defaults(old: dict, new: dict) -> dict:
     """`new` less the leaves `old` lacks that hold their field's declared default: fields a later crossnas
     added, at the value that keeps the earlier behaviour, are no change to a run started before them."""
     a = flatten(old)
     out = json.loads(json.dumps(new))
     for key, value in flatten(new).items():
-        if key in a or _declared_default(key) is _NONE or _declared_default(key) != value:
+        if key in a:
+            continue
+        default = _declared_default(key)
+        if default is _NONE or default != value:
             continue
         *parents, leaf = key.split(".")
         node = out
