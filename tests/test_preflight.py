@@ -38,6 +38,9 @@ def _patched(path: str, value):
      r"select.budget.edp_js.relative_to: baseline 'vgg8' is not in baselines.models"),
     ("select.min_accuracy", {"value": 0.0, "relative_to": "vgg8"},
      r"select.min_accuracy.relative_to: baseline 'vgg8' is not in baselines.models"),
+    # a mapping is read as a relative budget only: the error is that branch's, not "not a number"
+    ("select.budget", {"edp_js": {"value": 0, "relative_to": "lenet"}},
+     r"select.budget.edp_js.relative.value: Input should be greater than 0$"),
 ])
 def test_late_errors_come_before_any_work(tmp_path, path, value, match):
     cfg = _patched(path, value)

@@ -81,6 +81,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 def type_text(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # validation metadata is not the type; its bounds are said as a field's
+        bounds = ", ".join(b for m in args[1:] if isinstance(m, FieldInfo) and (b := _bounds(m)))
+        return type_text(args[0]) + (f" ({bounds})" if bounds else "")
     if origin is Literal:
         return " \\| ".join(str(a) for a in args)
     if origin in (Union, types.UnionType):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from crossnas.data.augment import AugmentConfig
 from crossnas.errors import ConfigErrors
@@ -82,6 +82,15 @@ class RelativeBudget(_Strict):
     candidate must also meet it against their cost on its own chip (the final stage compares there too)."""
 
 
+def _budget_kind(v: Any) -> str:
+    return "relative" if isinstance(v, dict | RelativeBudget) else "absolute"
+
+
+# a mapping is a relative budget, anything else a number: an error names the one branch the value meant
+Budget = Annotated[Annotated[float, Tag("absolute")] | Annotated[RelativeBudget, Tag("relative")],
+                   Discriminator(_budget_kind)]
+
+
 class SelectSection(_Strict):
     """How designs are chosen from the (validation) Pareto front for retraining."""
 
@@ -91,7 +100,7 @@ class SelectSection(_Strict):
     """Designs chosen (at most)."""
     metric: str = "accuracy_pim"
     """top_k ranks by this metric (max for accuracies, min otherwise)."""
-    budget: dict[str, float | RelativeBudget] = Field(default_factory=dict)
+    budget: dict[str, Budget] = Field(default_factory=dict)
     """best_under: e.g. {edp_js: 1e-9}, or {edp_js: {value: 0.5, relative_to: vgg8}} (half of VGG-8's,
     known once the baselines are trained); the k most accurate designs within every budget."""
     min_accuracy: MinAccuracy | None = None
